@@ -1,0 +1,97 @@
+"""Checkpoints: a state_dict plus a JSON sidecar, cached under a key derived from the training config."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import subprocess
+from dataclasses import asdict
+from importlib import metadata
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from helpers import paths
+from helpers.io import atomic_path, write_json
+
+PACKAGES = ("torch", "torchvision", "litert-torch", "torch-pruning", "scikit-optimize", "numpy")
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is corrupt, incomplete or does not match the model asked for."""
+
+
+def package_versions() -> dict:
+    """Installed versions of the packages that decide results."""
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def git_commit() -> str | None:
+    """The repository's current commit, or None outside a git checkout."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True,
+                              timeout=5, check=True).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def config_key(config: dict) -> str:
+    """A short stable hash of a JSON-serialisable config."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def save_checkpoint(model: nn.Module, path: str | Path, config: dict, metrics: dict,
+                    dataset_fingerprint: str | None = None) -> Path:
+    """Write ``path`` (.pt state_dict) and its .json sidecar atomically; returns the .pt path."""
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    write_json(path.with_suffix(".json"), {"config": config, "metrics": metrics,
+                                            "dataset_fingerprint": dataset_fingerprint,
+                                            "git_commit": git_commit(), "packages": package_versions()})
+    return path
+
+
+def read_sidecar(path: str | Path) -> dict:
+    """The JSON sidecar of checkpoint ``path``; CheckpointError when missing or unreadable."""
+    side = Path(path).with_suffix(".json")
+    try:
+        return json.loads(side.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"checkpoint sidecar {side} is missing or corrupt ({exc}); delete {Path(path).name} "
+                              "and its .json and re-run to retrain") from None
+
+
+def load_state(path: str | Path) -> dict:
+    """Load a state_dict with ``weights_only=True``; CheckpointError names the file and the fix."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"checkpoint {path} does not exist; train it first or check the path")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise CheckpointError(f"checkpoint {path} is corrupt or not a PyTorch state_dict ({exc.__class__.__name__}); "
+                              "delete it and re-run to retrain") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"checkpoint {path} does not hold a state_dict of tensors; delete it and re-run")
+    return state
+
+
+def load_into(model: nn.Module, path: str | Path) -> nn.Module:
+    """Load checkpoint ``path`` into ``model``; CheckpointError when the shapes or keys do not match."""
+    state = load_state(path)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        raise CheckpointError(f"checkpoint {path} does not match the model ({first}); "
+                              "check the model name, class count, channels and width") from None
+    return model.eval()

@@ -1,0 +1,156 @@
+"""Read a .tflite flatbuffer: ops with their tensor dtypes, op counts, float/quantize flags, parameter bytes.
+
+Parsed with the flatbuffer schema shipped in ai-edge-litert, so no interpreter (and no delegate) is
+needed to see the model exactly as written.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+FLOAT_TYPES = {"FLOAT32", "FLOAT16", "FLOAT64", "BFLOAT16"}
+FLAG_OPS = ("QUANTIZE", "DEQUANTIZE", "TRANSPOSE")
+
+
+class NotTFLiteError(ValueError):
+    """The file is missing or is not a TensorFlow Lite flatbuffer."""
+
+
+@dataclass
+class OpInfo:
+    index: int
+    op: str
+    inputs: list[dict]  # name, dtype, shape, constant
+    outputs: list[dict]
+
+
+@dataclass
+class ModelReport:
+    path: str
+    size_bytes: int
+    parameter_bytes: int
+    ops: dict  # op type -> count
+    op_list: list[OpInfo] = field(repr=False)
+    input_dtype: str = ""
+    output_dtype: str = ""
+    input_shape: list = field(default_factory=list)
+    float_tensors: list[str] = field(default_factory=list)
+    flagged_ops: dict = field(default_factory=dict)  # QUANTIZE / DEQUANTIZE / TRANSPOSE counts
+    subgraphs: int = 1
+    dynamic_shapes: bool = False
+
+    @property
+    def full_integer(self) -> bool:
+        """True when no tensor is float and no QUANTIZE, DEQUANTIZE or TRANSPOSE op is left."""
+        return not self.float_tensors and not self.flagged_ops
+
+    def to_dict(self, with_ops: bool = False) -> dict:
+        d = asdict(self)
+        d["full_integer"] = self.full_integer
+        if not with_ops:
+            d.pop("op_list")
+        return d
+
+
+def _schema():
+    try:
+        from ai_edge_litert import schema_py_generated as schema
+    except ImportError:  # Coral hosts with tflite-runtime only
+        from tflite_runtime import schema_py_generated as schema  # type: ignore
+    return schema
+
+
+def _enum_names(enum_cls) -> dict[int, str]:
+    return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
+
+
+def read_model(path: str | Path):
+    """The flatbuffer bytes and parsed root of ``path``; NotTFLiteError when it is absent or not TFLite."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotTFLiteError(f"model file {path} does not exist")
+    buf = path.read_bytes()
+    if len(buf) < 8 or buf[4:8] != b"TFL3":
+        raise NotTFLiteError(f"{path} is not a TensorFlow Lite model (no TFL3 identifier); export one with "
+                             "`python -m helpers export`")
+    schema = _schema()
+    return buf, schema.Model.GetRootAs(buf, 0), schema
+
+
+def inspect_tflite(path: str | Path) -> ModelReport:
+    """Every op of the main subgraph with its tensors, op counts, float tensors, flagged ops and sizes."""
+    buf, model, schema = read_model(path)
+    op_names = _enum_names(schema.BuiltinOperator)
+    type_names = _enum_names(schema.TensorType)
+    sub = model.Subgraphs(0)
+    tensors = []
+    for t in range(sub.TensorsLength()):
+        ten = sub.Tensors(t)
+        b = model.Buffers(ten.Buffer())
+        nbytes = b.DataLength() if b is not None else 0
+        if b is not None and not nbytes and b.Size() > 1:  # large models keep buffers after the flatbuffer
+            nbytes = int(b.Size())
+        shape_sig = ten.ShapeSignatureAsNumpy() if ten.ShapeSignatureLength() else None
+        tensors.append({"name": (ten.Name() or b"").decode(), "dtype": type_names.get(ten.Type(), str(ten.Type())),
+                        "shape": ten.ShapeAsNumpy().tolist() if ten.ShapeLength() else [],
+                        "constant": nbytes > 0, "bytes": nbytes,
+                        "dynamic": bool(shape_sig is not None and (np.asarray(shape_sig) < 0).any())})
+    ops = []
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        name = op_names.get(builtin, str(builtin))
+        if name == "CUSTOM":
+            name = f"CUSTOM:{(code.CustomCode() or b'').decode()}"
+        ins = [tensors[j] for j in op.InputsAsNumpy().tolist() if j >= 0] if op.InputsLength() else []
+        outs = [tensors[j] for j in op.OutputsAsNumpy().tolist()] if op.OutputsLength() else []
+        ops.append(OpInfo(i, name, [_brief(t) for t in ins], [_brief(t) for t in outs]))
+    inputs, outputs = sub.InputsAsNumpy().tolist(), sub.OutputsAsNumpy().tolist()
+    used = {j for i in range(sub.OperatorsLength()) for j in sub.Operators(i).InputsAsNumpy().tolist()} | set(outputs)
+    float_tensors = [t["name"] or f"tensor{k}" for k, t in enumerate(tensors)
+                     if t["dtype"] in FLOAT_TYPES and k in used]
+    counts = Counter(o.op for o in ops)
+    return ModelReport(
+        path=str(path), size_bytes=len(buf), parameter_bytes=sum(t["bytes"] for t in tensors if t["constant"]),
+        ops=dict(counts.most_common()), op_list=ops,
+        input_dtype=tensors[inputs[0]]["dtype"], output_dtype=tensors[outputs[0]]["dtype"],
+        input_shape=tensors[inputs[0]]["shape"], float_tensors=float_tensors,
+        flagged_ops={k: counts[k] for k in FLAG_OPS if counts.get(k)}, subgraphs=model.SubgraphsLength(),
+        dynamic_shapes=any(t["dynamic"] for t in tensors))
+
+
+def _brief(t: dict) -> dict:
+    return {"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "constant": t["constant"]}
+
+
+def is_full_integer(path: str | Path) -> bool:
+    """True when the model at ``path`` has no float tensor and no QUANTIZE, DEQUANTIZE or TRANSPOSE op."""
+    return inspect_tflite(path).full_integer
+
+
+def constant_values(path: str | Path, op_type: str) -> list[np.ndarray]:
+    """The constant weight tensors (first constant input) of every ``op_type`` op, as numpy arrays."""
+    buf, model, schema = read_model(path)
+    type_np = {"INT8": np.int8, "UINT8": np.uint8, "FLOAT32": np.float32, "FLOAT16": np.float16,
+               "INT32": np.int32}
+    type_names = _enum_names(schema.TensorType)
+    op_names = _enum_names(schema.BuiltinOperator)
+    sub = model.Subgraphs(0)
+    out = []
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        code = model.OperatorCodes(op.OpcodeIndex())
+        if op_names.get(max(code.BuiltinCode(), code.DeprecatedBuiltinCode())) != op_type:
+            continue
+        for j in op.InputsAsNumpy().tolist()[1:2]:
+            ten = sub.Tensors(j)
+            data = model.Buffers(ten.Buffer()).DataAsNumpy()
+            dtype = type_np.get(type_names.get(ten.Type()))
+            if dtype is not None and not isinstance(data, int):
+                out.append(np.frombuffer(data.tobytes(), dtype).reshape(ten.ShapeAsNumpy()))
+    return out

@@ -1,0 +1,156 @@
+"""Latency harness: warm-up, blocks of timed calls, median/IQR/CV over repeats, a noise guard, tidy rows.
+
+A 32x32 int8 model runs in tens of microseconds, close to Python's call overhead and the timer's
+resolution, so calls are timed in blocks of at least ``min_block_ms`` and reported per call.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from dataclasses import asdict, dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+NOISE_CV = 0.03  # robust CV above which a measurement is repeated and, if it stays, flagged as noisy
+
+
+@dataclass
+class LatencyResult:
+    """Per-call latency over ``repeats`` blocks of ``calls_per_block`` calls (milliseconds)."""
+
+    name: str
+    backend: str
+    median_ms: float
+    iqr_ms: float
+    cv: float  # robust coefficient of variation: IQR / 1.349 / median
+    mean_ms: float
+    min_ms: float
+    repeats: int
+    calls_per_block: int
+    threads: int
+    attempts: int
+    noisy: bool
+    note: str = ""
+
+    def row(self) -> dict:
+        """The result and the environment as one flat dict (a CSV row)."""
+        return {**asdict(self), **environment()}
+
+
+@lru_cache(maxsize=1)
+def environment() -> dict:
+    """CPU model, logical cores, OS, Python and the versions of the packages that decide timings."""
+    from helpers.checkpoints import package_versions
+    from helpers.runtime import runtime_name
+
+    cpu = platform.processor()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = package_versions()
+    try:
+        from importlib.metadata import version
+
+        versions["ai-edge-litert"] = version("ai-edge-litert")
+    except Exception:
+        versions["ai-edge-litert"] = None
+    return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(terse=True), "runtime": runtime_name(),
+            **{f"v_{k}": v for k, v in versions.items()}}
+
+
+def _block_times(fn: Callable[[], object], calls: int, repeats: int) -> np.ndarray:
+    out = np.empty(repeats)
+    for r in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            fn()
+        out[r] = (time.perf_counter() - t0) / calls * 1e3
+    return out
+
+
+def time_callable(fn: Callable[[], object], name: str = "fn", backend: str = "python", threads: int = 1,
+                  repeats: int = 25, warmup_s: float = 0.2, min_block_ms: float = 20.0,
+                  noise_cv: float = NOISE_CV, max_attempts: int = 3) -> LatencyResult:
+    """Time ``fn`` (no arguments): warm up, size blocks to ``min_block_ms``, repeat, guard against noise.
+
+    When the robust CV exceeds ``noise_cv`` the whole measurement is repeated (up to ``max_attempts``)
+    and the attempt with the smallest spread is kept; if it still exceeds, ``noisy`` is True and the
+    note says so.
+    """
+    t_end = time.perf_counter() + warmup_s
+    n = 0
+    while time.perf_counter() < t_end or n < 3:
+        fn()
+        n += 1
+    per_call_ms = warmup_s * 1e3 / n
+    calls = max(1, math.ceil(min_block_ms / max(per_call_ms, 1e-4)))
+    best = None
+    for attempt in range(1, max_attempts + 1):
+        ms = _block_times(fn, calls, repeats)
+        q1, med, q3 = np.percentile(ms, [25, 50, 75])
+        cv = (q3 - q1) / 1.349 / med
+        if best is None or cv < best[2]:
+            best = (ms, med, cv, q3 - q1)
+        if cv <= noise_cv:
+            break
+    ms, med, cv, iqr = best
+    noisy = bool(cv > noise_cv)
+    note = (f"machine too noisy: robust CV {100 * cv:.1f}% > {100 * noise_cv:.0f}% after {attempt} attempts; "
+            "compare ratios from one run only") if noisy else ""
+    return LatencyResult(name, backend, float(med), float(iqr), float(cv), float(ms.mean()), float(ms.min()),
+                         repeats, calls, threads, attempt, noisy, note)
+
+
+def measure_tflite(path: str | Path, threads: int = 1, seed: int = 0, delegate_library: str | None = None,
+                   **kwargs) -> LatencyResult:
+    """Latency of one ``invoke`` of the .tflite at ``path`` on a fixed seeded input (default delegates on)."""
+    from helpers.runtime import make_interpreter, runtime_name
+
+    interp = make_interpreter(path, threads, delegate_library)
+    inp = interp.get_input_details()[0]
+    rng = np.random.default_rng(seed)
+    dtype = inp["dtype"]
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        x = rng.integers(info.min, info.max + 1, size=inp["shape"]).astype(dtype)
+    else:
+        x = rng.standard_normal(inp["shape"]).astype(dtype)
+    interp.set_tensor(inp["index"], x)
+    backend = "edgetpu" if delegate_library else runtime_name()
+    return time_callable(interp.invoke, Path(path).stem, backend, threads, **kwargs)
+
+
+def measure_torch(model: torch.nn.Module, input_size: int = 32, in_channels: int = 3, threads: int = 1,
+                  seed: int = 0, **kwargs) -> LatencyResult:
+    """Latency of PyTorch eager fp32 inference of one image on the CPU (the reference backend)."""
+    model = model.eval().cpu()
+    x = torch.randn(1, in_channels, input_size, input_size, generator=torch.Generator().manual_seed(seed))
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with torch.inference_mode():
+            return time_callable(lambda: model(x), type(model).__name__, "torch", threads, **kwargs)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def write_rows(rows: list[dict], path: str | Path) -> Path:
+    """Write result rows as CSV atomically."""
+    import pandas as pd
+
+    from helpers.io import atomic_path
+
+    with atomic_path(path) as tmp:
+        pd.DataFrame(rows).to_csv(tmp, index=False)
+    return Path(path)

@@ -1,0 +1,30 @@
+"""One place for every folder the workbench reads or writes, derived from the package location."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: Repository root. ``WORKBENCH_ROOT`` overrides it for a non-editable install.
+ROOT = Path(os.environ.get("WORKBENCH_ROOT", Path(__file__).resolve().parent.parent))
+DATA = ROOT / "data"
+NOTEBOOKS = ROOT / "notebooks"
+PARAMS = ROOT / "params"
+RUNS = ROOT / "runs"
+FIGURES = ROOT / "figures"
+CHECKPOINTS = RUNS / "checkpoints"
+ARTIFACTS = RUNS / "artifacts"
+CACHE = RUNS / "cache"
+SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
+
+
+def figures_dir(profile: str) -> Path:
+    """Folder for a profile's figures: smoke runs stay under runs/ so they never overwrite results."""
+    if profile == "smoke":
+        return RUNS / "smoke" / "figures"
+    return FIGURES / profile
+
+
+def run_dir(profile: str) -> Path:
+    """Folder for a profile's executed notebooks and result tables."""
+    return RUNS / profile

@@ -1,0 +1,124 @@
+"""Training, fine-tuning and evaluation (CUDA when present, else CPU), seeded and repeatable on CPU."""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from helpers.data import ArrayDataset, batches
+
+
+def device() -> torch.device:
+    """The training device: the first CUDA GPU when there is one, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (CPU and CUDA) so CPU runs repeat exactly."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+@dataclass
+class TrainConfig:
+    """How to train: epochs, batch size, peak learning rate (one-cycle schedule), weight decay, seed."""
+
+    epochs: float = 3.0  # passes over the training set; fractions allowed
+    batch_size: int = 128
+    lr: float = 0.05  # peak SGD learning rate of the one-cycle schedule
+    weight_decay: float = 5e-4
+    label_smoothing: float = 0.05
+    augment: bool = True  # random 2-pixel shifts
+    seed: int = 0
+    distill_alpha: float = 0.0  # weight of the distillation loss when a teacher is given
+    distill_temperature: float = 4.0
+    history: list = field(default_factory=list, repr=False)
+
+    def __post_init__(self):
+        if self.epochs <= 0:
+            raise ValueError(f"epochs must be positive, not {self.epochs!r}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {self.batch_size!r}")
+        if not 0 < self.lr < 10:
+            raise ValueError(f"lr must lie in (0, 10), not {self.lr!r}")
+        if not 0 <= self.distill_alpha <= 1:
+            raise ValueError(f"distill_alpha must lie in [0, 1], not {self.distill_alpha!r}")
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, ds: ArrayDataset, batch_size: int = 512) -> dict:
+    """Accuracy (fraction), mean cross-entropy loss and predictions of ``model`` on ``ds``."""
+    dev = next(model.parameters()).device
+    model.eval()
+    preds, loss = [], 0.0
+    for x, y in batches(ds, batch_size):
+        logits = model(x.to(dev))
+        loss += F.cross_entropy(logits, y.to(dev), reduction="sum").item()
+        preds.append(logits.argmax(1).cpu())
+    pred = torch.cat(preds)
+    return {"accuracy": (pred == ds.targets).float().mean().item(), "loss": loss / len(ds), "predictions": pred}
+
+
+def train(model: nn.Module, train_ds: ArrayDataset, cfg: TrainConfig, val_ds: ArrayDataset | None = None,
+          teacher: nn.Module | None = None, progress: bool = True) -> list[dict]:
+    """Train ``model`` in place with SGD + one-cycle LR; returns per-epoch history rows.
+
+    With ``teacher`` and ``cfg.distill_alpha`` > 0 the loss mixes in knowledge distillation
+    (KL divergence of temperature-softened logits). Rows hold epoch, train_loss, val_accuracy, seconds.
+    """
+    seed_everything(cfg.seed)
+    dev = device()
+    # channels-last is 1.4-1.9x faster for these networks on the CPU (oneDNN); the model goes back to
+    # the default layout before it is returned so that export and checkpoints see ordinary tensors.
+    layout = torch.channels_last
+    model.to(dev, memory_format=layout)
+    if teacher is not None:
+        teacher.to(dev).eval()
+    steps_per_epoch = math.ceil(len(train_ds) / cfg.batch_size)
+    total_steps = max(1, int(round(cfg.epochs * steps_per_epoch)))
+    opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
+    history, step, epoch = [], 0, 0
+    bar = tqdm(total=total_steps, desc="train", disable=not progress, leave=False)
+    while step < total_steps:
+        model.train()
+        t0, run_loss, seen = time.perf_counter(), 0.0, 0
+        for x, y in batches(train_ds, cfg.batch_size, shuffle=True, seed=cfg.seed + epoch, augment=cfg.augment):
+            if step >= total_steps:
+                break
+            x, y = x.to(dev, memory_format=layout), y.to(dev)
+            logits = model(x)
+            loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
+            if teacher is not None and cfg.distill_alpha > 0:
+                with torch.no_grad():
+                    t_logits = teacher(x)
+                t = cfg.distill_temperature
+                kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean") * t * t
+                loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"training loss became {loss.item()} at step {step}; lower lr (now {cfg.lr})")
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            step += 1
+            run_loss += loss.item() * len(y)
+            seen += len(y)
+            bar.update(1)
+        epoch += 1
+        row = {"epoch": epoch, "train_loss": run_loss / max(seen, 1), "seconds": time.perf_counter() - t0}
+        if val_ds is not None:
+            row["val_accuracy"] = evaluate(model, val_ds)["accuracy"]
+        history.append(row)
+    bar.close()
+    model.to(memory_format=torch.contiguous_format).eval()
+    return history
