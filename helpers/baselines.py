@@ -9,7 +9,7 @@ from helpers import paths
 from helpers.checkpoints import config_key, load_into, read_sidecar, save_checkpoint
 from helpers.data import load_dataset
 from helpers.models import build_model, count_macs_params
-from helpers.train import TrainConfig, evaluate, train
+from helpers.train import TrainConfig, evaluate, seed_everything, train
 
 
 def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 1.0, batch_size: int = 256,
@@ -27,6 +27,7 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
               "train_subset": train_subset, "train": {k: v for k, v in asdict(cfg).items() if k != "history"}}
     key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint})}"
     path = paths.CHECKPOINTS / f"{key}.pt"
+    seed_everything(seed)  # the initial weights are part of the config
     model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width)
     if path.exists() and not retrain:
         load_into(model, path)

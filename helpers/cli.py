@@ -17,6 +17,109 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _print(obj, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(obj, indent=2, default=str))
+    else:
+        for k, v in obj.items():
+            print(f"{k:>26}: {v}")
+
+
+def model_from_checkpoint(path):
+    """(model, sidecar config) rebuilt from a checkpoint and its JSON sidecar."""
+    from helpers.checkpoints import load_into, read_sidecar
+    from helpers.models import build_model
+
+    cfg = read_sidecar(path)["config"]
+    model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"])
+    return load_into(model, path), cfg
+
+
+def _cmd_export(args) -> int:
+    from helpers.data import calibration_batches, load_dataset
+    from helpers.export import export_tflite
+
+    model, cfg = model_from_checkpoint(args.checkpoint)
+    calib = None
+    if args.mode == "int8":
+        ds = load_dataset(cfg["dataset"], "train", cfg["input_size"])
+        calib = calibration_batches(ds, args.calibration)
+    out = export_tflite(model, args.out, args.mode, calib, cfg["input_size"], cfg["in_channels"],
+                        per_channel=not args.per_tensor)
+    print(f"wrote {out} ({out.stat().st_size} bytes, {args.mode})")
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from helpers.inspection import inspect_tflite
+
+    rep = inspect_tflite(args.model)
+    d = rep.to_dict(with_ops=args.ops)
+    if not args.json:
+        d["float_tensors"] = len(d["float_tensors"])
+    _print(d, args.json)
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from helpers.latency import measure_tflite
+
+    res = measure_tflite(args.model, args.threads, repeats=args.repeats)
+    _print(res.row() if args.json else {k: v for k, v in res.row().items() if not k.startswith("v_")}, args.json)
+    if res.noisy:
+        print(f"warning: {res.note}", file=sys.stderr)
+    return 0
+
+
+def _cmd_edgetpu(args) -> int:
+    from helpers.edgetpu import report
+
+    _print(report(args.model, args.out_dir).to_dict(), args.json)
+    return 0
+
+
+def _cmd_compress(args) -> int:
+    from helpers.compress import Context
+    from helpers.compress.plan import CompressionPlan
+    from helpers.data import load_dataset
+
+    plan = CompressionPlan.from_yaml(args.plan)  # validated before the checkpoint is even read
+    model, cfg = model_from_checkpoint(args.checkpoint)
+    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.train_subset),
+                  val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
+                  in_channels=cfg["in_channels"], progress=not args.json)
+    res = plan.apply(model, ctx, args.out, val_limit=args.val_limit)
+    res.pop("model")
+    if args.json:
+        print(json.dumps(res, indent=2, default=str))
+    else:
+        for step in res["steps"]:
+            for c in step["checks"]:
+                print(f"{step['method']:>12} | {c['status']:>11} | {c['check']}: expected {c['expected']}, "
+                      f"measured {c['measured']} ({c['where']})")
+        lat = res.get("latency", {})
+        print(f"artifact {res['artifact']} ({res['mode']}, full-integer {res['full_integer']}): "
+              f"{lat.get('median_ms', float('nan')):.4f} ms median, validation accuracy {100 * res['val_accuracy']:.2f}%")
+    return 0 if res["all_checks_pass"] else 1
+
+
+def _cmd_search(args) -> int:
+    from helpers.search import search_from_config
+
+    result, ref = search_from_config(args.config, args.budget, args.resume)
+    out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto,
+           "closest": result.closest, "message": result.message, "reference": ref}
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+    elif result.best:
+        b = result.best
+        print(f"best feasible plan: {b['values']} -> accuracy {100 * b['accuracy']:.2f}%, {b['latency_ms']:.4f} ms "
+              f"({ref['int8_latency_ms'] / b['latency_ms']:.2f}x faster than plain int8)")
+    else:
+        print(result.message)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from helpers.runner import PROFILES
 
@@ -29,6 +132,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default="default", choices=PROFILES, help="parameter profile (default: default)")
     p.add_argument("--only", help="comma-separated notebook prefixes, e.g. 01,02")
     p.set_defaults(func=_cmd_run)
+
+    from helpers.export import MODES
+
+    p = sub.add_parser("export", help="export a checkpoint to .tflite",
+                       description="Export a trained checkpoint (.pt with its .json sidecar) to TensorFlow Lite.")
+    p.add_argument("checkpoint", help="checkpoint .pt file (its .json sidecar must sit beside it)")
+    p.add_argument("--mode", default="int8", choices=MODES, help="fp32, full-integer int8 (default), fp16, dynamic")
+    p.add_argument("--out", required=True, help="output .tflite path")
+    p.add_argument("--calibration", type=int, default=100, help="training images for int8 calibration (default 100)")
+    p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel int8 weights")
+    p.set_defaults(func=_cmd_export)
+
+    p = sub.add_parser("inspect", help="list a .tflite's ops, dtypes and sizes",
+                       description="Inspect a .tflite: full_integer, ops (counts by type), size_bytes, float tensors.")
+    p.add_argument("model", help=".tflite file")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--ops", action="store_true", help="include every op with its tensors")
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("bench", help="time a .tflite on the edge runtime",
+                       description="Median, IQR and CV of one inference (blocks of calls, warm-up, noise guard).")
+    p.add_argument("model", help=".tflite file")
+    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--repeats", type=int, default=25, help="timed blocks (default 25)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("edgetpu", help="Edge TPU compiler report, or the offline compatibility report",
+                       description="Compile with edgetpu_compiler when it is on PATH and parse its report; "
+                                   "otherwise check the documented Edge TPU rules offline.")
+    p.add_argument("model", help="full-integer int8 .tflite file")
+    p.add_argument("--out-dir", help="where the compiler writes MODEL_edgetpu.tflite")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_edgetpu)
+
+    p = sub.add_parser("compress", help="apply a compression plan (YAML) to a checkpoint",
+                       description="Validate PLAN, apply it to the checkpoint, export, verify every step, and "
+                                   "measure the artifact's latency and validation accuracy. Exit 1 if a check fails.")
+    p.add_argument("plan", help="plan YAML file")
+    p.add_argument("--checkpoint", required=True, help="baseline checkpoint .pt (with its .json sidecar)")
+    p.add_argument("--out", required=True, help="output folder for model.tflite and record.json")
+    p.add_argument("--train-subset", type=int, default=None, help="training images used for fine-tuning (default all)")
+    p.add_argument("--val-limit", type=int, default=None, help="validation images evaluated (default all)")
+    p.add_argument("--json", action="store_true", help="print the record as JSON")
+    p.set_defaults(func=_cmd_compress)
+
+    p = sub.add_parser("search", help="Bayesian optimisation of a plan template (resumable)",
+                       description="Search the free parameters of a plan template against accuracy and latency. "
+                                   "Every finished trial is appended to the config's JSON-lines log.")
+    p.add_argument("config", help="search config YAML (baseline, template, objective, threshold, budget, method)")
+    p.add_argument("--budget", type=int, help="number of trials (overrides the config)")
+    p.add_argument("--resume", action="store_true", help="continue from the existing trial log")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.set_defaults(func=_cmd_search)
     return parser
 
 

@@ -22,6 +22,7 @@ from helpers.io import atomic_path
 
 MODES = ("fp32", "int8", "fp16", "dynamic")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("LITERT_TORCH_SHOW_PROGRESS", "n")  # one progress line per conversion step otherwise
 
 
 class ExportError(RuntimeError):
@@ -94,12 +95,13 @@ def _post_quantize(float_model: bytes, mode: str) -> bytes:
 def export_tflite(model: nn.Module, out_path: str | Path, mode: str = "int8",
                   calibration: Iterable[torch.Tensor] | None = None, input_size: int = 32,
                   in_channels: int | None = None, per_channel: bool = True,
-                  prepared_qat: nn.Module | None = None) -> Path:
+                  prepared_qat: nn.Module | None = None, qat_quantizer=None) -> Path:
     """Export ``model`` to ``out_path`` as a .tflite in ``mode`` ('fp32', 'int8', 'fp16', 'dynamic').
 
     ``calibration`` is an iterable of NCHW float tensors (any batch size; fed one image per call) and
     is required for 'int8'. ``per_channel`` chooses per-channel (default) or per-tensor int8 weights.
-    ``prepared_qat`` is a PT2E QAT-prepared module (see helpers.compress) converted instead of calibrating.
+    ``prepared_qat`` is a PT2E QAT-prepared module (see helpers.compress) converted instead of calibrating,
+    with the ``qat_quantizer`` that prepared it.
     The file is written to a temporary name and renamed, so a failed export leaves nothing behind.
     Raises ValueError for a bad mode or missing calibration, ExportError when conversion fails.
     """
@@ -115,7 +117,7 @@ def export_tflite(model: nn.Module, out_path: str | Path, mode: str = "int8",
         if mode == "int8":
             from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-            quant = quantizer(per_channel)
+            quant = qat_quantizer if prepared_qat is not None and qat_quantizer is not None else quantizer(per_channel)
             if prepared_qat is not None:
                 prepared, sample = prepared_qat, torch.zeros(1, input_size, input_size, in_channels)
             else:
@@ -133,7 +135,7 @@ def export_tflite(model: nn.Module, out_path: str | Path, mode: str = "int8",
             flat = _convert(convert_pt2e(prepared, fold_quantize=False), sample, quant)
         else:
             program, sample = channel_last_program(model, input_size, in_channels)
-            flat = _convert(program, sample)
+            flat = _convert(program.eval(), sample)
             if mode in ("fp16", "dynamic"):
                 flat = _post_quantize(flat, mode)
     except ValueError:

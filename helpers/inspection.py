@@ -95,7 +95,11 @@ def inspect_tflite(path: str | Path) -> ModelReport:
         if b is not None and not nbytes and b.Size() > 1:  # large models keep buffers after the flatbuffer
             nbytes = int(b.Size())
         shape_sig = ten.ShapeSignatureAsNumpy() if ten.ShapeSignatureLength() else None
-        tensors.append({"name": (ten.Name() or b"").decode(), "dtype": type_names.get(ten.Type(), str(ten.Type())),
+        dtype = type_names.get(ten.Type(), str(ten.Type()))
+        value = None
+        if nbytes and dtype in ("INT32", "INT64") and b.DataLength() and nbytes <= 128:  # small constants: paddings, axes
+            value = np.frombuffer(b.DataAsNumpy().tobytes(), np.int32 if dtype == "INT32" else np.int64).tolist()
+        tensors.append({"name": (ten.Name() or b"").decode(), "dtype": dtype, "value": value,
                         "shape": ten.ShapeAsNumpy().tolist() if ten.ShapeLength() else [],
                         "constant": nbytes > 0, "bytes": nbytes,
                         "dynamic": bool(shape_sig is not None and (np.asarray(shape_sig) < 0).any())})
@@ -125,7 +129,10 @@ def inspect_tflite(path: str | Path) -> ModelReport:
 
 
 def _brief(t: dict) -> dict:
-    return {"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "constant": t["constant"]}
+    d = {"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "constant": t["constant"]}
+    if t["value"] is not None:
+        d["value"] = t["value"]
+    return d
 
 
 def is_full_integer(path: str | Path) -> bool:

@@ -88,7 +88,7 @@ def evaluate_tflite(path: str | Path, ds, limit: int | None = None, num_threads:
     """Accuracy of the deployed artifact on ``ds`` (first ``limit`` images): accuracy, predictions, n."""
     clf = TFLiteClassifier(path, num_threads)
     n = len(ds) if limit is None else min(limit, len(ds))
-    preds = np.concatenate([clf.logits(ds.images[s:s + 256]).argmax(1) for s in range(0, n, 256)])
+    preds = np.concatenate([clf.logits(ds.images[s:min(s + 256, n)]).argmax(1) for s in range(0, n, 256)])
     targets = ds.targets[:n].numpy()
     return {"accuracy": float((preds == targets).mean()), "predictions": preds, "n": n}
 

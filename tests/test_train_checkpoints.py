@@ -6,7 +6,7 @@ import torch
 from helpers.checkpoints import CheckpointError, load_into, read_sidecar, save_checkpoint
 from helpers.data import load_dataset
 from helpers.models import build_model
-from helpers.train import TrainConfig, evaluate, train
+from helpers.train import TrainConfig, evaluate, seed_everything, train
 
 
 @pytest.fixture(scope="module")
@@ -18,6 +18,7 @@ def test_training_lowers_loss_and_is_repeatable(tiny):
     before = evaluate(build_model("resnet18", 10, 1, 0.25), tiny)["loss"]
     runs = []
     for _ in range(2):
+        seed_everything(3)
         model = build_model("resnet18", 10, 1, 0.25)
         hist = train(model, tiny, TrainConfig(epochs=3, batch_size=64, lr=0.05, seed=3), progress=False)
         runs.append((hist[-1]["train_loss"], evaluate(model, tiny)["loss"]))

@@ -1,0 +1,34 @@
+"""Deployable artifacts of trained checkpoints: exported once per (checkpoint, mode, calibration) and reused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from torch import nn
+
+from helpers import paths
+from helpers.data import calibration_batches, load_dataset
+from helpers.export import export_tflite
+
+
+def artifact_path(record: dict, mode: str, calibration: int, per_channel: bool = True) -> Path:
+    """Where the artifact of checkpoint ``record`` in ``mode`` lives (runs/artifacts/<checkpoint>/...)."""
+    stem = Path(record["path"]).stem
+    tag = f"{mode}-c{calibration}" + ("" if per_channel else "-pt") if mode == "int8" else mode
+    return paths.ARTIFACTS / stem / f"{tag}.tflite"
+
+
+def deploy(model: nn.Module, record: dict, mode: str = "int8", calibration: int = 100, per_channel: bool = True,
+           refresh: bool = False) -> Path:
+    """Export ``model`` (the checkpoint of ``record``) in ``mode``, reusing an existing artifact.
+
+    int8 calibration uses ``calibration`` images of the training split (seeded).
+    """
+    out = artifact_path(record, mode, calibration, per_channel)
+    if out.exists() and not refresh:
+        return out
+    cfg = record["config"]
+    calib = None
+    if mode == "int8":
+        calib = calibration_batches(load_dataset(cfg["dataset"], "train", cfg["input_size"]), calibration)
+    return export_tflite(model, out, mode, calib, cfg["input_size"], cfg["in_channels"], per_channel=per_channel)

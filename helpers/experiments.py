@@ -1,0 +1,97 @@
+"""Running plans on cached baselines as table rows: what notebooks 00, 03, 05, 06 and 07 call."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from helpers import paths
+from helpers.compress import Context
+from helpers.compress.plan import CompressionPlan
+from helpers.data import load_dataset
+
+
+def context(dataset: str, train_subset: int | None, val_subset: int | None, seed: int = 0) -> Context:
+    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
+    train = load_dataset(dataset, "train").subset(train_subset, seed=seed)
+    val = load_dataset(dataset, "val").subset(val_subset, seed=seed)
+    return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
+                   seed=seed)
+
+
+def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
+             threads: int = 1) -> dict:
+    """Apply ``plan`` to the baseline ``model`` and return one flat row of measured figures.
+
+    Artifacts and the per-plan record land in runs/<profile>/plans/<checkpoint>/<plan hash>/.
+    """
+    plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
+    spec = json.dumps(plan.to_dict(), sort_keys=True)
+    digest = hashlib.sha256(f"{spec}{len(ctx.train_ds)}{len(ctx.val_ds)}".encode()).hexdigest()[:12]
+    out = paths.run_dir(profile) / "plans" / Path(record["path"]).stem / digest
+    res = plan.apply(model, ctx, out, threads=threads)
+    checks = [c for s in res["steps"] for c in s["checks"]]
+    return {"label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
+            "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],
+            "noisy": res["latency"]["noisy"], "val_acc_%": 100 * res["val_accuracy"], "macs": res["macs"],
+            "params": res["params"], "size_kB": res["size_bytes"] / 1024, "full_integer": res["full_integer"],
+            "checks_pass": sum(c["status"] == "pass" for c in checks),
+            "checks_fail": sum(c["status"] == "fail" for c in checks),
+            "checks_not_visible": sum(c["status"] == "not visible" for c in checks),
+            "seconds": sum(s["seconds"] for s in res["steps"]) + res["export_seconds"], "artifact": res["artifact"],
+            "steps": res["steps"]}
+
+
+def checks_table(rows: list[dict]) -> pd.DataFrame:
+    """Every verification check of every row, one line each."""
+    return pd.DataFrame([{"label": r["label"], "method": s["method"], **c} for r in rows for s in r["steps"]
+                         for c in s["checks"]])
+
+
+def with_speedups(df: pd.DataFrame, reference_label: str) -> pd.DataFrame:
+    """Add measured speed-up, MAC-predicted speed-up and accuracy change against the reference row per model/dataset."""
+    out = []
+    for _, g in df.groupby(["model", "dataset"]):
+        ref = g[g.label == reference_label]
+        if ref.empty:
+            out.append(g)
+            continue
+        ref = ref.iloc[0]
+        out.append(g.assign(speedup=ref.latency_ms / g.latency_ms, mac_speedup=ref.macs / g.macs,
+                            acc_change=g["val_acc_%"] - ref["val_acc_%"],
+                            pays=lambda d: (ref.latency_ms / d.latency_ms) >= 1.05))
+    return pd.concat(out)
+
+
+class PlanTrial:
+    """The search's trial: fill the template with ``values``, apply, export, measure (picklable for executors).
+
+    Returns accuracy (validation, of the artifact), latency_ms and its IQR, MACs, size and the artifact path.
+    """
+
+    def __init__(self, template: CompressionPlan, model, record: dict, ctx: Context, profile: str, threads: int = 1):
+        self.template, self.model, self.record, self.ctx = template, model, record, ctx
+        self.profile, self.threads = profile, threads
+
+    def __call__(self, values: dict) -> dict:
+        plan = self.template.with_values(values)
+        row = plan_row(plan, self.model, self.record, self.ctx, self.profile, threads=self.threads)
+        return {"accuracy": row["val_acc_%"] / 100, "latency_ms": row["latency_ms"],
+                "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
+                "full_integer": row["full_integer"], "checks_fail": row["checks_fail"], "artifact": row["artifact"]}
+
+
+def reference_point(model, record: dict, ctx: Context, profile: str, threads: int = 1) -> dict:
+    """The plain int8 artifact (reference latency) and the fp32 baseline's validation accuracy (the bar)."""
+    from helpers.train import evaluate
+
+    int8 = plan_row({"name": "int8", "steps": [{"method": "ptq", "calibration": 64}]}, model, record, ctx, profile,
+                    threads=threads)
+    fp32 = plan_row({"name": "fp32", "steps": [{"method": "finetune", "epochs": 0}], "export": {"mode": "fp32"}},
+                    model, record, ctx, profile, threads=threads)
+    return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": int8["latency_ms"],
+            "int8_val_accuracy": int8["val_acc_%"] / 100, "fp32_latency_ms": fp32["latency_ms"],
+            "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"]}

@@ -1,0 +1,373 @@
+"""Bayesian optimisation of a plan template's free parameters (O8), with random and grid baselines.
+
+Each trial fills the template, applies it to the baseline, exports int8, measures latency and the
+artifact's validation accuracy. Trials are appended to a JSON-lines log as they finish, so a search
+killed at any moment resumes without losing or repeating a finished trial. The optimiser is
+scikit-optimize's ask/tell ``Optimizer`` (GP surrogate; random search is its initial-point sampler).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import time
+import warnings
+from concurrent.futures import Executor, Future, wait, FIRST_COMPLETED
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+OBJECTIVES = ("constrained", "mnasnet", "weighted")
+METHODS = ("gp", "random", "grid")
+
+
+class SearchError(ValueError):
+    """A search configuration is invalid; the message names the field and the fix."""
+
+
+@dataclass
+class Objective:
+    """Turns (validation accuracy, latency) into one number to minimise.
+
+    * ``constrained``: latency / reference latency when accuracy >= baseline - threshold, else that plus
+      ``penalty`` per point of shortfall (smooth, so the GP sees a slope back to feasibility).
+    * ``mnasnet``: minus MnasNet's reward ACC x (LAT / target)^w, w = -0.07 by default.
+    * ``weighted``: (1 - ACC) x ``alpha`` + latency / reference x (1 - ``alpha``).
+    """
+
+    name: str = "constrained"
+    baseline_accuracy: float = 1.0  # fraction
+    threshold_points: float = 1.0  # accuracy points below the baseline still feasible
+    reference_ms: float = 1.0  # latency that normalises (the plain int8 baseline)
+    penalty: float = 1.0  # per point of shortfall
+    mnas_w: float = -0.07
+    alpha: float = 0.5
+
+    def __post_init__(self):
+        if self.name not in OBJECTIVES:
+            raise SearchError(f"unknown objective {self.name!r}; choose one of {', '.join(OBJECTIVES)}")
+        if not 0 <= self.threshold_points <= 100:
+            raise SearchError(f"threshold {self.threshold_points!r} is out of range; give accuracy points in [0, 100]")
+        if not 0 < self.baseline_accuracy <= 1:
+            raise SearchError(f"baseline accuracy {self.baseline_accuracy!r} must be a fraction in (0, 1]")
+        if self.reference_ms <= 0:
+            raise SearchError(f"reference latency {self.reference_ms!r} ms must be positive")
+
+    def feasible(self, accuracy: float) -> bool:
+        return 100 * accuracy >= 100 * self.baseline_accuracy - self.threshold_points - 1e-9
+
+    def __call__(self, accuracy: float, latency_ms: float) -> float:
+        lat = latency_ms / self.reference_ms
+        if self.name == "constrained":
+            shortfall = max(0.0, 100 * self.baseline_accuracy - self.threshold_points - 100 * accuracy)
+            return lat + self.penalty * shortfall
+        if self.name == "mnasnet":
+            return -accuracy * lat ** self.mnas_w
+        return self.alpha * (1 - accuracy) + (1 - self.alpha) * lat
+
+
+def dimensions(free: list[dict]):
+    """skopt dimensions for a plan template's free parameters (Real, Integer or Categorical)."""
+    from skopt.space import Categorical, Integer, Real
+
+    dims = []
+    for f in free:
+        if "choices" in f:
+            dims.append(Categorical(list(f["choices"]), name=f["name"]))
+        elif f["kind"] == "int":
+            dims.append(Integer(int(f["low"]), int(f["high"]), name=f["name"]))
+        else:
+            dims.append(Real(float(f["low"]), float(f["high"]), name=f["name"]))
+    if not dims:
+        raise SearchError("the plan template has no free parameters; mark some as {low: .., high: ..} or {choices: [..]}")
+    return dims
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+# ---- the trial log ---------------------------------------------------------------------------------
+def read_log(path: str | Path) -> list[dict]:
+    """Finished trials from a JSON-lines log; a corrupt line is skipped with a warning naming it."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    trials = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or "trial" not in row or "values" not in row:
+                raise ValueError("not a trial record")
+            trials.append(row)
+        except (json.JSONDecodeError, ValueError) as exc:
+            warnings.warn(f"trial log {path}, line {n}: skipped a corrupt line ({exc}); the other lines are kept",
+                          stacklevel=2)
+    return trials
+
+
+def append_log(path: str | Path, row: dict) -> None:
+    """Append one trial as a JSON line and flush it to disk before returning."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(row, default=_plain)
+    with open(path, "a+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell():  # a line cut short by a kill is closed off so the next record starts cleanly
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+        fh.write(line.encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+# ---- the search ------------------------------------------------------------------------------------
+@dataclass
+class SearchResult:
+    trials: list[dict]
+    best: dict | None  # best feasible trial (lowest objective), None when nothing is feasible
+    pareto: list[dict]  # non-dominated trials in (accuracy up, latency down)
+    closest: list[dict] = field(default_factory=list)  # when nothing is feasible: the nearest misses
+    message: str = ""
+
+
+def pareto_front(trials: list[dict]) -> list[dict]:
+    """Trials not dominated in (higher validation accuracy, lower latency), sorted by latency."""
+    ok = [t for t in trials if t.get("status") == "ok"]
+    front = [t for t in ok if not any(
+        (o["accuracy"] >= t["accuracy"] and o["latency_ms"] <= t["latency_ms"]) and
+        (o["accuracy"] > t["accuracy"] or o["latency_ms"] < t["latency_ms"]) for o in ok)]
+    return sorted(front, key=lambda t: t["latency_ms"])
+
+
+def summarise(trials: list[dict], objective: Objective) -> SearchResult:
+    """Best feasible trial, Pareto front, and (when nothing is feasible) the closest trials, said so."""
+    ok = [t for t in trials if t.get("status") == "ok"]
+    feasible = [t for t in ok if objective.feasible(t["accuracy"])]
+    if feasible:
+        best = min(feasible, key=lambda t: t["latency_ms"] if objective.name == "constrained" else t["objective"])
+        return SearchResult(trials, best, pareto_front(trials))
+    closest = sorted(ok, key=lambda t: -t["accuracy"])[:3]
+    msg = (f"no trial met the accuracy threshold ({100 * objective.baseline_accuracy - objective.threshold_points:.2f}%); "
+           f"the {len(closest)} closest trials are kept" if ok else "no trial finished successfully")
+    return SearchResult(trials, None, pareto_front(trials), closest, msg)
+
+
+def _grid_points(dims, budget: int, seed: int) -> list[list]:
+    """A coarse grid (about budget^(1/d) levels per numeric dimension), in seeded random order."""
+    from skopt.space import Categorical, Integer
+
+    levels = max(2, int(math.floor(budget ** (1 / len(dims)))))
+    axes = []
+    for d in dims:
+        if isinstance(d, Categorical):
+            axes.append(list(d.categories))
+        elif isinstance(d, Integer):
+            axes.append(sorted(set(int(round(v)) for v in np.linspace(d.low, d.high, levels))))
+        else:
+            axes.append(list(np.linspace(d.low, d.high, levels)))
+    grid = [list(p) for p in itertools.product(*axes)]
+    np.random.default_rng(seed).shuffle(grid)
+    return grid
+
+
+def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Objective, budget: int,
+               log_path: str | Path, method: str = "gp", seed: int = 0, n_initial: int = 5,
+               acq_func: str = "gp_hedge", executor: Executor | None = None, n_parallel: int = 1,
+               on_trial: Callable[[dict], None] | None = None) -> SearchResult:
+    """Search the free parameters for ``budget`` trials, resuming from the log at ``log_path``.
+
+    ``trial_fn(values)`` returns at least ``accuracy`` (fraction) and ``latency_ms``; an exception or a
+    NaN is logged as a failed trial (worst objective) and the search goes on. With ``executor`` (any
+    concurrent.futures Executor, e.g. a Dask client's ``get_executor()``) up to ``n_parallel`` trials run
+    at once, the optimiser proposing batches with a constant liar.
+    """
+    from skopt import Optimizer
+
+    if method not in METHODS:
+        raise SearchError(f"unknown search method {method!r}; choose one of {', '.join(METHODS)}")
+    if budget < 1:
+        raise SearchError(f"budget {budget!r} must be at least 1 trial")
+    dims = dimensions(free)
+    names = [d.name for d in dims]
+    done = read_log(log_path)
+    # random search is skopt's own initial-point sampler kept on for the whole budget (its "dummy"
+    # estimator fails with scikit-learn 1.9's estimator tags)
+    opt = Optimizer(dims, base_estimator="GP", n_initial_points=n_initial if method == "gp" else 10 ** 9,
+                    acq_func=acq_func, random_state=seed)
+    grid = _grid_points(dims, budget, seed) if method == "grid" else None
+    worst = [max([t["objective"] for t in done if t.get("status") == "ok"] or [10.0])]
+    if done:
+        xs = [[t["values"][n] for n in names] for t in done]
+        opt.tell(xs, [t["objective"] if t.get("status") == "ok" else worst[0] for t in done])
+    next_id = max([t["trial"] for t in done], default=-1) + 1
+
+    def propose(k: int) -> list[list]:
+        if grid is not None:
+            tried = {json.dumps([_plain(v) for v in t["values"].values()], default=str) for t in done}
+            pending = [p for p in grid if json.dumps([_plain(v) for v in p], default=str) not in tried]
+            return pending[:k] if pending else [list(p) for p in opt.ask(n_points=k)]
+        return opt.ask(n_points=k, strategy="cl_min") if k > 1 else [opt.ask()]
+
+    def record(trial_id: int, x: list, outcome: dict | Exception, seconds: float) -> dict:
+        values = {n: _plain(v) for n, v in zip(names, x)}
+        row = {"trial": trial_id, "values": values, "seconds": round(seconds, 2), "method": method, "seed": seed}
+        if isinstance(outcome, Exception) or not all(
+                isinstance(outcome.get(k), (int, float)) and math.isfinite(outcome[k]) for k in ("accuracy", "latency_ms")):
+            reason = (f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, Exception)
+                      else f"non-finite metrics {outcome}")
+            row.update(status="failed", reason=reason[:500], objective=None)
+            y = worst[0] * 1.5
+        else:
+            row.update(status="ok", **{k: _plain(v) for k, v in outcome.items()},
+                       feasible=objective.feasible(outcome["accuracy"]),
+                       objective=objective(outcome["accuracy"], outcome["latency_ms"]))
+            y = row["objective"]
+            worst[0] = max(worst[0], y)
+        append_log(log_path, row)  # written before the optimiser hears of it: a kill loses nothing finished
+        opt.tell(list(x), y)
+        done.append(row)
+        if on_trial:
+            on_trial(row)
+        return row
+
+    def timed(x):
+        t0 = time.perf_counter()
+        try:
+            return trial_fn({n: _plain(v) for n, v in zip(names, x)}), time.perf_counter() - t0
+        except Exception as exc:  # a failed trial is data, not the end of the search
+            return exc, time.perf_counter() - t0
+
+    if executor is None or n_parallel <= 1:
+        while len(done) < budget:
+            x = propose(1)[0]
+            outcome, secs = timed(x)
+            record(next_id, x, outcome, secs)
+            next_id += 1
+    else:
+        running: dict[Future, tuple[int, list]] = {}
+        while len(done) < budget:
+            free_slots = min(n_parallel - len(running), budget - len(done) - len(running))
+            if free_slots > 0:
+                for x in propose(free_slots):
+                    running[executor.submit(timed, x)] = (next_id, x)
+                    next_id += 1
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                tid, x = running.pop(fut)
+                outcome, secs = fut.result()
+                record(tid, x, outcome, secs)
+    return summarise(done[:max(budget, len(done))], objective)
+
+
+# ---- configuration and the command line ------------------------------------------------------------
+class SyntheticTrial:
+    """A cheap analytic stand-in for a real trial (tests and the benchmark of the search harness only).
+
+    With u the mean of the numeric free values scaled to [0, 1]: accuracy = 0.92 - 0.08 u^3 and
+    latency = 1 - 0.7 u (ms), after sleeping ``sleep_s``; a categorical choice other than the first costs
+    half a point of accuracy.
+    """
+
+    def __init__(self, free: list[dict], sleep_s: float = 0.0):
+        self.free, self.sleep_s = free, sleep_s
+
+    def __call__(self, values: dict) -> dict:
+        time.sleep(self.sleep_s)
+        us, penalty = [], 0.0
+        for f in self.free:
+            v = values[f["name"]]
+            if "choices" in f:
+                penalty += 0.005 * (f["choices"].index(v) > 0)
+            else:
+                us.append((v - f["low"]) / (f["high"] - f["low"]))
+        u = float(np.mean(us)) if us else 0.0
+        return {"accuracy": 0.92 - 0.08 * u ** 3 - penalty, "latency_ms": 1.0 - 0.7 * u}
+
+
+def load_config(path: str | Path) -> dict:
+    """A search configuration (YAML) with defaults; SearchError names a bad field."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise SearchError(f"search config {path} does not exist")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise SearchError(f"search config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+    defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
+                "acq_func": "gp_hedge", "profile": "default", "finetune_subset": 5000, "val_subset": 2000,
+                "trial": "plan", "sleep_s": 0.0, "log": str(path.with_suffix(".jsonl"))}
+    unknown = sorted(set(cfg) - set(defaults) - {"baseline", "template"})
+    if unknown:
+        raise SearchError(f"search config {path}: unknown field {unknown[0]!r}")
+    cfg = {**defaults, **cfg}
+    if "template" not in cfg:
+        raise SearchError(f"search config {path}: missing 'template' (a plan with free parameters)")
+    if cfg["method"] not in METHODS:
+        raise SearchError(f"search config {path}, field 'method': {cfg['method']!r} is not one of {', '.join(METHODS)}")
+    if cfg["objective"] not in OBJECTIVES:
+        raise SearchError(f"search config {path}, field 'objective': unknown objective {cfg['objective']!r}; "
+                          f"choose one of {', '.join(OBJECTIVES)}")
+    if not isinstance(cfg["threshold"], (int, float)) or not 0 <= cfg["threshold"] <= 100:
+        raise SearchError(f"search config {path}, field 'threshold': {cfg['threshold']!r} is out of range; "
+                          "give accuracy points in [0, 100]")
+    if cfg["trial"] not in ("plan", "synthetic"):
+        raise SearchError(f"search config {path}, field 'trial': {cfg['trial']!r} is not 'plan' or 'synthetic'")
+    if cfg["trial"] == "plan" and "baseline" not in cfg:
+        raise SearchError(f"search config {path}: missing 'baseline' (model, dataset, width, epochs, ...)")
+    return cfg
+
+
+def search_from_config(path: str | Path, budget: int | None = None, resume: bool = False, executor=None,
+                       n_parallel: int = 1, log=print) -> tuple[SearchResult, dict]:
+    """Run the search a config file describes; returns (result, reference figures)."""
+    from helpers.compress.plan import CompressionPlan, PlanError
+
+    cfg = load_config(path)
+    budget = int(budget or cfg["budget"])
+    try:
+        template = CompressionPlan.from_dict(cfg["template"])
+    except PlanError as exc:
+        raise SearchError(f"search config {path}, template: {exc}") from None
+    free = template.free_parameters()
+    dimensions(free)
+    log_path = Path(cfg["log"])
+    if not log_path.is_absolute():
+        from helpers import paths
+
+        log_path = paths.ROOT / log_path
+    if log_path.exists() and read_log(log_path) and not resume:
+        raise SearchError(f"trial log {log_path} already holds trials; pass --resume to continue it or delete it")
+    if cfg["trial"] == "synthetic":
+        trial_fn, ref = SyntheticTrial(free, cfg["sleep_s"]), {"fp32_val_accuracy": 0.92, "int8_latency_ms": 1.0}
+    else:
+        from helpers.baselines import baseline
+        from helpers.experiments import PlanTrial, context, reference_point
+
+        b = cfg["baseline"]
+        model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
+                                 b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_subset"))
+        ctx = context(b["dataset"], cfg["finetune_subset"], cfg["val_subset"], cfg["seed"])
+        ref = reference_point(model, record, ctx, cfg["profile"])
+        trial_fn = PlanTrial(template, model, record, ctx, cfg["profile"])
+    objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"])
+
+    def report(row):
+        if row["status"] == "ok":
+            log(f"trial {row['trial']}: accuracy {100 * row['accuracy']:.2f}%, {row['latency_ms']:.4f} ms, "
+                f"objective {row['objective']:.4f}{'' if row['feasible'] else ' (infeasible)'}")
+        else:
+            log(f"trial {row['trial']}: failed ({row['reason']})")
+
+    result = run_search(trial_fn, free, objective, budget, log_path, cfg["method"], cfg["seed"], cfg["n_initial"],
+                        cfg["acq_func"], executor, n_parallel, on_trial=report)
+    return result, ref

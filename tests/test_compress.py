@@ -1,0 +1,135 @@
+"""Each compression method's verified effect on a small model, in PyTorch and in the exported artifact."""
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.compress import Context
+from helpers.compress.plan import CompressionPlan
+from helpers.compress.pruning import weight_sparsity
+from helpers.data import load_dataset
+from helpers.models import build_model, count_macs_params
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def ctx():
+    train = load_dataset("fashion_mnist", "train").subset(256, seed=0)
+    val = load_dataset("fashion_mnist", "val").subset(128, seed=0)
+    return Context(train_ds=train, val_ds=val, input_size=32, in_channels=1)
+
+
+def _model(name="resnet18", width=0.25):
+    torch.manual_seed(0)
+    return build_model(name, 10, 1, width).eval()
+
+
+def _apply(steps, ctx, tmp_path, model=None, **kw):
+    plan = CompressionPlan.from_dict({"steps": steps, **kw})
+    return plan.apply(model or _model(), ctx, tmp_path, measure=False, val_limit=64)
+
+
+def _checks(result, method):
+    return {c["check"]: c for r in result["steps"] if r["method"] == method for c in r["checks"]}
+
+
+def test_unstructured_sparsity_survives_int8(ctx, tmp_path):
+    res = _apply([{"method": "unstructured", "amount": 0.5}, {"method": "ptq", "calibration": 16}], ctx, tmp_path)
+    assert abs(weight_sparsity(res["model"]) - 0.5) <= 0.01
+    checks = _checks(res, "unstructured")
+    assert checks["weight sparsity (PyTorch)"]["status"] == "pass"
+    assert checks["zero weights survive export"]["status"] == "pass"
+    assert checks["size or speed benefit"]["status"] == "not visible"  # reported as such, never passed
+    assert res["full_integer"]
+
+
+def test_unstructured_zeros_survive_finetuning(ctx, tmp_path):
+    res = _apply([{"method": "unstructured", "amount": 0.6, "scope": "layer"},
+                  {"method": "finetune", "epochs": 0.5, "batch_size": 64}, {"method": "ptq", "calibration": 8}],
+                 ctx, tmp_path)
+    assert abs(weight_sparsity(res["model"]) - 0.6) <= 0.01
+
+
+def test_structured_exact_channels(ctx, tmp_path):
+    res = _apply([{"method": "structured", "ratio": 0.5}, {"method": "ptq", "calibration": 8}], ctx, tmp_path)
+    m = res["model"]
+    assert m.layer1[0].conv1.out_channels == 8 and m.layer1[0].conv2.out_channels == 16  # coupled to the kept stem
+    assert m.layer2[0].conv1.out_channels == 16 and m.layer4[1].conv2.out_channels == 64 and m.fc.in_features == 64
+    assert m.fc.out_features == 10
+    macs0, params0 = count_macs_params(_model(), 32, 1)
+    assert res["macs"] < 0.4 * macs0 and res["params"] < 0.35 * params0
+    assert all(c["status"] == "pass" for c in _checks(res, "structured").values())
+    assert res["full_integer"]
+
+
+def test_structured_round_to_and_importances(ctx, tmp_path):
+    for imp in ("l2", "bn_scale", "taylor", "lamp", "random"):
+        res = _apply([{"method": "structured", "ratio": 0.3, "importance": imp, "round_to": 4}],
+                     ctx, tmp_path / imp, model=_model("mobilenet_v2", 0.5), export={"mode": "fp32"})
+        checks = _checks(res, "structured")
+        assert checks["channels multiple of 4"]["status"] == "pass", imp
+        assert checks["MACs fall"]["status"] == "pass", imp
+
+
+def test_lowrank_exact_ranks(ctx, tmp_path):
+    res = _apply([{"method": "tucker_conv", "rank_ratio": 0.5, "min_channels": 16},
+                  {"method": "svd_linear", "rank_ratio": 0.25, "min_channels": 8}, {"method": "ptq", "calibration": 8}],
+                 ctx, tmp_path)
+    m = res["model"]
+    assert tuple(m.layer4[1].conv2[1].weight.shape[:2]) == (64, 64)  # 128 -> rank 64 on both modes
+    assert m.layer1[0].conv1.rank == (8, 8) and m.fc[0].out_features == 2  # fc is 10x128: rank round(0.25 * 10)
+    for method in ("tucker_conv", "svd_linear"):
+        assert all(c["status"] == "pass" for c in _checks(res, method).values()), method
+
+
+def test_clustering_at_most_k_values(ctx, tmp_path):
+    res = _apply([{"method": "clustering", "clusters": 8}, {"method": "ptq", "calibration": 8}], ctx, tmp_path)
+    layer = res["model"].layer2[0].conv1.weight
+    assert len(torch.unique(layer)) <= 8
+    checks = _checks(res, "clustering")
+    assert checks["distinct values per layer (PyTorch)"]["status"] == "pass"
+    assert checks["distinct int8 values per output channel"]["status"] == "pass"
+
+
+def test_qat_gives_full_integer(ctx, tmp_path):
+    res = _apply([{"method": "qat", "epochs": 0.2, "calibration": 8}], ctx, tmp_path)
+    assert res["full_integer"] and _checks(res, "qat")["full-integer artifact"]["status"] == "pass"
+    assert res["val_accuracy"] >= 0
+
+
+def test_reference_modes(ctx, tmp_path):
+    res = _apply([{"method": "fp16"}], ctx, tmp_path / "a")
+    assert not res["full_integer"] and _checks(res, "fp16")["FLOAT16 weights"]["status"] == "pass"
+    res = _apply([{"method": "dynamic"}], ctx, tmp_path / "b")
+    assert _checks(res, "dynamic")["INT8 weights"]["status"] == "pass"
+
+
+def test_cli_export_and_compress_from_a_checkpoint(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from helpers.checkpoints import save_checkpoint
+
+    cfg = {"model": "resnet18", "dataset": "fashion_mnist", "num_classes": 10, "in_channels": 1, "width": 0.25,
+           "input_size": 32}
+    ckpt = save_checkpoint(_model(), tmp_path / "r.pt", cfg, {})
+    out = tmp_path / "m.tflite"
+    run = subprocess.run([sys.executable, "-m", "helpers", "export", str(ckpt), "--mode", "int8", "--out", str(out),
+                          "--calibration", "8"], capture_output=True, text=True)
+    assert run.returncode == 0 and "wrote" in run.stdout, run.stderr[-1500:]
+    plan = tmp_path / "plan.yaml"
+    plan.write_text("steps:\n  - {method: structured, ratio: 0.5}\n  - {method: ptq, calibration: 8}\n")
+    run = subprocess.run([sys.executable, "-m", "helpers", "compress", str(plan), "--checkpoint", str(ckpt),
+                          "--out", str(tmp_path / "c"), "--json", "--train-subset", "64", "--val-limit", "32"],
+                         capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-1500:]
+    rec = json.loads(run.stdout)
+    assert rec["full_integer"] and rec["latency"]["median_ms"] > 0 and 0 <= rec["val_accuracy"] <= 1
+    assert all(c["status"] == "pass" for c in rec["steps"][0]["checks"])
+    plan.write_text("steps:\n  - {method: ptq}\n  - {method: finetune}\n")
+    run = subprocess.run([sys.executable, "-m", "helpers", "compress", str(plan), "--checkpoint", str(ckpt),
+                          "--out", str(tmp_path / "d")], capture_output=True, text=True)
+    assert run.returncode == 2 and "step 1 (ptq), field 'method'" in run.stderr
+    assert not (tmp_path / "d").exists()

@@ -1,0 +1,67 @@
+"""Latency harness on callables of known duration, the noise guard, and the per-layer lookup table."""
+
+import json
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from helpers.latency import time_callable
+from helpers.layers import block_inputs, blocks, torch_block_latency
+from helpers.models import build_model
+
+
+def _busy(ms: float):
+    end = time.perf_counter() + ms / 1e3
+    while time.perf_counter() < end:
+        pass
+
+
+def test_known_duration_is_measured():
+    r = time_callable(lambda: _busy(0.2), repeats=10, min_block_ms=5)
+    assert r.median_ms == pytest.approx(0.2, rel=0.15)
+    assert r.calls_per_block >= 20 and r.iqr_ms >= 0 and r.repeats == 10
+
+
+def test_noise_guard_repeats_and_flags():
+    rng = np.random.default_rng(0)
+    r = time_callable(lambda: _busy(rng.choice([0.05, 1.0])), repeats=12, min_block_ms=0.001, max_attempts=2)
+    assert r.noisy and r.attempts == 2 and "too noisy" in r.note
+    quiet = time_callable(lambda: _busy(0.3), repeats=8, min_block_ms=3)
+    assert not quiet.noisy or quiet.attempts == 3  # re-measured before being flagged
+
+
+@pytest.mark.parametrize("name, n_blocks", [("resnet18", 10), ("mobilenet_v2", 20)])
+def test_blocks_compose_the_forward(name, n_blocks):
+    model = build_model(name, 10, 1, 0.25).eval()
+    assert len(blocks(model)) == n_blocks
+    ins = block_inputs(model, torch.randn(2, 1, 32, 32))  # raises if the composition differs
+    assert ins[0].shape == (2, 1, 32, 32)
+
+
+def test_torch_block_latency_rows():
+    model = build_model("mobilenet_v2", 10, 1, 0.25).eval()
+    rows = torch_block_latency(model, torch.randn(1, 1, 32, 32), repeats=5)
+    assert len(rows) == 20 and all(r["torch_ms"] > 0 for r in rows)
+    assert sum(r["macs"] for r in rows) == pytest.approx(
+        __import__("helpers.models", fromlist=["x"]).count_macs_params(model, 32, 1)[0], rel=0.01)
+
+
+@pytest.mark.slow
+def test_lookup_table_caches_and_sums(tmp_path):
+    from helpers.lut import block_latency_table, table_vs_end_to_end
+
+    model = build_model("resnet18", 10, 1, 0.125).eval()
+    calib = torch.randn(4, 1, 32, 32)
+    first = block_latency_table(model, calib, cache_dir=tmp_path, progress=False)
+    assert len(first) == 10 and all(r["lite_ms"] > 0 and r["lite_net_ms"] >= 0 for r in first)
+    # identical blocks (layer1.0 and layer1.1 share shapes) share one cache entry: measured once
+    assert first[1]["key"] == first[2]["key"] and not first[1]["cached"] and first[2]["cached"]
+    assert [r["cached"] for r in first].count(False) == len({r["key"] for r in first})
+    entry = tmp_path / f"{first[3]['key']}.json"
+    entry.write_text("{broken")  # a damaged entry is re-measured, not trusted
+    second = block_latency_table(model, calib, cache_dir=tmp_path, progress=False)
+    assert [r["cached"] for r in second].count(False) == 1 and json.loads(entry.read_text())["lite_ms"] > 0
+    check = table_vs_end_to_end(second, end_to_end_ms=sum(r["lite_net_ms"] for r in second) + second[0]["overhead_ms"])
+    assert check["relative_error"] == pytest.approx(0.0, abs=1e-9)

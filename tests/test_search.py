@@ -1,0 +1,140 @@
+"""The search harness: objectives, the trial log (corrupt lines, resume after SIGKILL), failures, parallel trials."""
+
+import math
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from helpers.search import (Objective, SearchError, SyntheticTrial, append_log, load_config, read_log, run_search)
+
+FREE = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.9},
+        {"name": "0.structured.importance", "kind": "choice", "choices": ["l1", "lamp"]}]
+
+
+def _objective():
+    return Objective("constrained", baseline_accuracy=0.92, threshold_points=1.0, reference_ms=1.0)
+
+
+def test_objectives():
+    obj = _objective()
+    assert obj(0.92, 0.5) == pytest.approx(0.5)
+    assert obj(0.90, 0.5) == pytest.approx(0.5 + 1.0)  # one point below the bar costs one unit
+    assert obj.feasible(0.91) and not obj.feasible(0.9099)
+    mnas = Objective("mnasnet", 0.92, 1.0, reference_ms=2.0)
+    assert mnas(0.9, 1.0) == pytest.approx(-0.9 * 0.5 ** -0.07)
+    assert Objective("weighted", 0.9, 1.0, 1.0, alpha=0.5)(0.8, 0.5) == pytest.approx(0.35)
+
+
+@pytest.mark.parametrize("kwargs, message", [({"name": "fastest"}, "unknown objective 'fastest'"),
+                                             ({"threshold_points": 150}, "threshold 150 is out of range"),
+                                             ({"threshold_points": -1}, "out of range")])
+def test_bad_objective(kwargs, message):
+    with pytest.raises(SearchError, match=message):
+        Objective(**kwargs)
+
+
+def test_gp_finds_the_fastest_feasible_point(tmp_path):
+    res = run_search(SyntheticTrial(FREE), FREE, _objective(), 15, tmp_path / "log.jsonl", "gp", seed=0)
+    assert len(res.trials) == 15 and res.best is not None and res.best["feasible"]
+    # feasible needs 0.08 u^3 <= 0.01, u <= 0.5, so latency >= 0.65 ms: the GP gets within 10% of it
+    assert res.best["latency_ms"] < 0.72
+    assert res.pareto and all(p["status"] == "ok" for p in res.pareto)
+
+
+def test_failures_are_logged_and_the_search_goes_on(tmp_path):
+    calls = {"n": 0}
+
+    def flaky(values):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            raise RuntimeError("export failed: unsupported op")
+        if calls["n"] == 3:
+            return {"accuracy": math.nan, "latency_ms": 1.0}
+        return SyntheticTrial(FREE)(values)
+
+    res = run_search(flaky, FREE, _objective(), 6, tmp_path / "log.jsonl", "random", seed=1)
+    rows = read_log(tmp_path / "log.jsonl")
+    assert len(rows) == 6 and [r["status"] for r in rows].count("failed") == 2
+    assert "unsupported op" in rows[1]["reason"] and "non-finite" in rows[2]["reason"]
+    assert res.best is not None
+
+
+def test_nothing_feasible_keeps_the_closest(tmp_path):
+    impossible = Objective("constrained", baseline_accuracy=0.99, threshold_points=0.5, reference_ms=1.0)
+    res = run_search(SyntheticTrial(FREE), FREE, impossible, 5, tmp_path / "log.jsonl", "grid", seed=0)
+    assert res.best is None and len(res.closest) == 3 and "no trial met the accuracy threshold" in res.message
+
+
+def test_corrupt_log_line_is_skipped_with_a_warning(tmp_path):
+    log = tmp_path / "log.jsonl"
+    append_log(log, {"trial": 0, "values": {"a": 1}, "status": "ok", "objective": 1.0})
+    with open(log, "a") as fh:
+        fh.write('{"trial": 1, "values": {"a"\n')
+    append_log(log, {"trial": 2, "values": {"a": 3}, "status": "ok", "objective": 1.0})
+    with pytest.warns(UserWarning, match="line 2"):
+        rows = read_log(log)
+    assert [r["trial"] for r in rows] == [0, 2]
+
+
+def test_parallel_trials_with_an_executor(tmp_path):
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        res = run_search(SyntheticTrial(FREE, sleep_s=0.05), FREE, _objective(), 9, tmp_path / "log.jsonl", "gp",
+                         seed=0, n_initial=3, executor=pool, n_parallel=3)
+    ids = [r["trial"] for r in read_log(tmp_path / "log.jsonl")]
+    assert sorted(ids) == list(range(9)) and len(res.trials) == 9
+
+
+CONFIG = """
+trial: synthetic
+sleep_s: {sleep}
+budget: {budget}
+method: gp
+n_initial: 3
+log: {log}
+template:
+  steps:
+    - {{method: structured, ratio: {{low: 0.1, high: 0.9}}, importance: {{choices: [l1, lamp]}}}}
+    - {{method: ptq}}
+"""
+
+
+def test_bad_config_fields(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl") + "objective: quickest\n")
+    with pytest.raises(SearchError, match="unknown objective 'quickest'"):
+        load_config(cfg)
+    cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl") + "threshold: 101\n")
+    with pytest.raises(SearchError, match="field 'threshold': 101 is out of range"):
+        load_config(cfg)
+    cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl").replace("low: 0.1", "low: 0.9"))
+    from helpers.search import search_from_config
+    with pytest.raises(SearchError, match="field 'ratio': empty range"):
+        search_from_config(cfg)
+
+
+@pytest.mark.slow
+def test_sigkill_at_three_moments_then_resume(tmp_path):
+    log = tmp_path / "trials.jsonl"
+    cfg = tmp_path / "search.yaml"
+    budget = 10
+    cfg.write_text(CONFIG.format(sleep=0.4, budget=budget, log=log))
+    cmd = [sys.executable, "-m", "helpers", "search", str(cfg), "--resume"]
+    for kill_after in (1, 4, 7):  # finished trials in the log before each kill
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            if log.exists() and len(log.read_text().splitlines()) >= kill_after:
+                break
+            time.sleep(0.05)
+        time.sleep(0.2)  # land somewhere inside the next trial
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = read_log(log)
+    ids = [r["trial"] for r in rows]
+    assert len(ids) == len(set(ids)) == budget and sorted(ids) == list(range(budget))
