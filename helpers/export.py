@@ -135,7 +135,7 @@ def export_tflite(model: nn.Module, out_path: str | Path, mode: str = "int8",
             flat = _convert(convert_pt2e(prepared, fold_quantize=False), sample, quant)
         else:
             program, sample = channel_last_program(model, input_size, in_channels)
-            flat = _convert(program.eval(), sample)
+            flat = _convert(program, sample)  # exported modules refuse .eval(); they were traced in eval mode
             if mode in ("fp16", "dynamic"):
                 flat = _post_quantize(flat, mode)
     except ValueError:

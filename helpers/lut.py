@@ -23,7 +23,7 @@ from helpers.latency import measure_tflite
 from helpers.layers import block_inputs, block_structure, blocks
 from helpers.runtime import runtime_name
 
-LUT_VERSION = 1
+LUT_VERSION = 2
 
 
 class _Trivial(nn.Module):
@@ -35,6 +35,35 @@ class _Trivial(nn.Module):
 
     def forward(self, x):
         return self.conv(x)
+
+
+class _Reference(nn.Module):
+    """A fixed int8 workload (3x3 convolution, 32 -> 32 channels, 16x16) that measures the machine's speed."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(32, 32, 3, padding=1)
+
+    def forward(self, x):
+        return torch.relu(self.conv(x))
+
+
+_REFERENCE_MS: dict[int, float] = {}
+
+
+def reference_ms(threads: int = 1) -> float:
+    """Median ms of the reference workload now (once per process and thread count).
+
+    Cached table entries store the reference time of their own measurement; reusing an entry scales it
+    by now/then, so entries measured while the shared machine was busier (or quieter) stay comparable.
+    """
+    if threads not in _REFERENCE_MS:
+        with tempfile.TemporaryDirectory() as tmp:
+            p = export_tflite(_Reference().eval(), Path(tmp) / "reference.tflite", "int8",
+                              [torch.randn(4, 32, 16, 16)], input_size=16, in_channels=32)
+            _REFERENCE_MS[threads] = measure_tflite(p, threads).median_ms
+    return _REFERENCE_MS[threads]
 
 
 def _cached(key: str, cache_dir: Path, compute) -> tuple[dict, bool]:
@@ -89,12 +118,15 @@ def block_latency_table(model: nn.Module, calibration: torch.Tensor, threads: in
                 p = export_tflite(b.module, Path(tmp) / "block.tflite", "int8", [x], input_size=x.shape[-1],
                                   in_channels=x.shape[1])
                 r = measure_tflite(p, threads)
-            return {"lite_ms": r.median_ms, "lite_iqr_ms": r.iqr_ms, "noisy": r.noisy, **struct}
+            return {"lite_ms": r.median_ms, "lite_iqr_ms": r.iqr_ms, "noisy": r.noisy,
+                    "reference_ms": reference_ms(threads), **struct}
 
         entry, hit = _cached(key, cache_dir, compute)
-        rows.append({"block": b.name, "kind": b.kind, "lite_ms": entry["lite_ms"],
-                     "lite_net_ms": max(entry["lite_ms"] - overhead, 0.0), "lite_iqr_ms": entry["lite_iqr_ms"],
-                     "overhead_ms": overhead, "cached": hit, "key": key})
+        scale = reference_ms(threads) / entry["reference_ms"] if hit else 1.0
+        lite = entry["lite_ms"] * scale
+        rows.append({"block": b.name, "kind": b.kind, "lite_ms": lite, "lite_net_ms": max(lite - overhead, 0.0),
+                     "lite_iqr_ms": entry["lite_iqr_ms"] * scale, "overhead_ms": overhead, "cached": hit,
+                     "speed_scale": scale, "key": key})
     return rows
 
 

@@ -22,7 +22,8 @@ def _objective():
 def test_objectives():
     obj = _objective()
     assert obj(0.92, 0.5) == pytest.approx(0.5)
-    assert obj(0.90, 0.5) == pytest.approx(0.5 + 1.0)  # one point below the bar costs one unit
+    assert obj(0.90, 0.5) == pytest.approx(0.5 + 0.5 * math.log1p(1.0))  # one point below the bar
+    assert obj(0.85, 0.5) > obj(0.90, 0.5) > obj(0.91, 0.5)  # monotone in the shortfall
     assert obj.feasible(0.91) and not obj.feasible(0.9099)
     mnas = Objective("mnasnet", 0.92, 1.0, reference_ms=2.0)
     assert mnas(0.9, 1.0) == pytest.approx(-0.9 * 0.5 ** -0.07)
