@@ -62,7 +62,7 @@ def _ptq():
 
 @register("qat", "quantization",
           {"epochs": Param("float", 0.2, "passes over the training set with fake quantisation", 0.01, 20.0),
-           "lr": Param("float", 0.005, "SGD learning rate", 1e-5, 1.0),
+           "lr": Param("float", 0.0005, "SGD learning rate (batch 1: keep it small)", 1e-6, 0.1),
            "per_channel": Param("bool", True, "per-channel (true) or per-tensor int8 weights"),
            "calibration": Param("int", 100, "images used to initialise the observers", 1, 10000)},
           "quantisation-aware training with PT2E fake quantisation, then full-integer export", export_mode="int8")
@@ -87,8 +87,11 @@ def _qat():
         for i in order.tolist():  # batch 1: the exported graph is specialised to one image
             x, y = ctx.train_ds.images[i:i + 1], ctx.train_ds.targets[i:i + 1]
             loss = torch.nn.functional.cross_entropy(prepared(x.permute(0, 2, 3, 1)), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"QAT loss became {loss.item()}; lower the qat step's lr (now {p['lr']})")
             opt.zero_grad()
             loss.backward()
+            torch.nn.utils.clip_grad_norm_(prepared.parameters(), 1.0)  # single-image steps are noisy
             opt.step()
         ctx.state["export"] = {"mode": "int8", "per_channel": p["per_channel"], "calibration": p["calibration"]}
         ctx.state["qat_module"] = prepared
