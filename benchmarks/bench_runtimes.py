@@ -43,7 +43,7 @@ def main() -> None:
             for backend, res in [("torch fp32", measure_torch(model, 32, 1, args.threads, repeats=args.repeats)),
                                  ("LiteRT fp32", measure_tflite(fp32, args.threads, repeats=args.repeats)),
                                  ("LiteRT int8", measure_tflite(int8, args.threads, repeats=args.repeats))]:
-                rows.append({"model": f"{name} x{width}", "backend": backend, **res.row()})
+                rows.append({**res.row(), "model": f"{name} x{width}", "backend": backend})
     write_rows(rows, args.csv)
     df = pd.DataFrame(rows)
     table = df.pivot(index="model", columns="backend", values="median_ms")

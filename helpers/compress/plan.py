@@ -164,7 +164,7 @@ class CompressionPlan:
         exp = {**self.export, **ctx.state.get("export", {})}
         artifact = out_dir / "model.tflite"
         t0 = time.perf_counter()
-        calib = ctx.train_ds.images[: exp.get("calibration", 100)] if exp["mode"] == "int8" else None
+        calib = ctx.example(exp.get("calibration", 100)) if exp["mode"] == "int8" else None
         export_tflite(work, artifact, exp["mode"], [calib] if calib is not None else None, ctx.input_size,
                       ctx.in_channels, per_channel=exp.get("per_channel", True), prepared_qat=ctx.state.get("qat_module"),
                       qat_quantizer=ctx.state.get("qat_quantizer"))
