@@ -24,7 +24,7 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
     train_ds = load_dataset(dataset, "train", input_size).subset(train_subset, seed=seed)
     config = {"model": model_name, "dataset": dataset, "num_classes": train_ds.num_classes,
               "in_channels": train_ds.in_channels, "width": width, "input_size": input_size,
-              "train_subset": train_subset, "train": {k: v for k, v in asdict(cfg).items() if k != "history"}}
+              "train_subset": train_subset, "train": asdict(cfg)}
     key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint})}"
     path = paths.CHECKPOINTS / f"{key}.pt"
     seed_everything(seed)  # the initial weights are part of the config

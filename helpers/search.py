@@ -267,7 +267,7 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
                 tid, x = running.pop(fut)
                 outcome, secs = fut.result()
                 record(tid, x, outcome, secs)
-    return summarise(done[:max(budget, len(done))], objective)
+    return summarise(done, objective)
 
 
 # ---- configuration and the command line ------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -41,7 +41,6 @@ class TrainConfig:
     seed: int = 0
     distill_alpha: float = 0.0  # weight of the distillation loss when a teacher is given
     distill_temperature: float = 4.0
-    history: list = field(default_factory=list, repr=False)
 
     def __post_init__(self):
         if self.epochs <= 0:
