@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import pandas as pd
@@ -29,9 +27,7 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
     Artifacts and the per-plan record land in runs/<profile>/plans/<checkpoint>/<plan hash>/.
     """
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
-    spec = json.dumps(plan.to_dict(), sort_keys=True)
-    digest = hashlib.sha256(f"{spec}{len(ctx.train_ds)}{len(ctx.val_ds)}".encode()).hexdigest()[:12]
-    out = paths.run_dir(profile) / "plans" / Path(record["path"]).stem / digest
+    out = paths.run_dir(profile) / "plans" / Path(record["path"]).stem / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}")
     res = plan.apply(model, ctx, out, threads=threads)
     checks = [c for s in res["steps"] for c in s["checks"]]
     return {"label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
@@ -95,3 +91,12 @@ def reference_point(model, record: dict, ctx: Context, profile: str, threads: in
     return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": int8["latency_ms"],
             "int8_val_accuracy": int8["val_acc_%"] / 100, "fp32_latency_ms": fp32["latency_ms"],
             "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"]}
+
+
+def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPlan:
+    """The same plan (free parameters kept) with every fine-tuning step set to ``epochs`` passes."""
+    d = plan.to_dict()
+    for step in d["steps"]:
+        if step["method"] == "finetune":
+            step["epochs"] = epochs
+    return CompressionPlan.from_dict(d)

@@ -181,6 +181,29 @@ def _grid_points(dims, budget: int, seed: int) -> list[list]:
     return grid
 
 
+def _timed(trial_fn: Callable[[dict], dict], values: dict):
+    t0 = time.perf_counter()
+    try:
+        return trial_fn(values), time.perf_counter() - t0
+    except Exception as exc:  # a failed trial is data, not the end of the search
+        return exc, time.perf_counter() - t0
+
+
+def trial_row(trial_id: int, values: dict, outcome: dict | Exception, seconds: float, objective: Objective,
+              extra: dict) -> dict:
+    """One log record: values, timing, then metrics, feasibility and objective, or the failure reason."""
+    row = {"trial": trial_id, "values": values, "seconds": round(seconds, 2), **extra}
+    if isinstance(outcome, Exception) or not all(
+            isinstance(outcome.get(k), (int, float)) and math.isfinite(outcome[k]) for k in ("accuracy", "latency_ms")):
+        reason = f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, Exception) else f"non-finite metrics {outcome}"
+        row.update(status="failed", reason=reason[:500], objective=None, feasible=False)
+    else:
+        row.update(status="ok", **{k: _plain(v) for k, v in outcome.items()},
+                   feasible=objective.feasible(outcome["accuracy"]),
+                   objective=objective(outcome["accuracy"], outcome["latency_ms"]))
+    return row
+
+
 def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Objective, budget: int,
                log_path: str | Path, method: str = "gp", seed: int = 0, n_initial: int = 5,
                acq_func: str = "gp_hedge", executor: Executor | None = None, n_parallel: int = 1,
@@ -201,6 +224,10 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
     dims = dimensions(free)
     names = [d.name for d in dims]
     done = read_log(log_path)
+    stale = next((t for t in done if set(t["values"]) != set(names)), None)
+    if stale is not None:
+        raise SearchError(f"trial log {log_path} holds trials over {sorted(stale['values'])}, not this search's "
+                          f"{sorted(names)}; delete the log or give this search its own")
     # random search is skopt's own initial-point sampler kept on for the whole budget (its "dummy"
     # estimator fails with scikit-learn 1.9's estimator tags)
     opt = Optimizer(dims, base_estimator="GP", n_initial_points=n_initial if method == "gp" else 10 ** 9,
@@ -220,20 +247,13 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
         return opt.ask(n_points=k, strategy="cl_min") if k > 1 else [opt.ask()]
 
     def record(trial_id: int, x: list, outcome: dict | Exception, seconds: float) -> dict:
-        values = {n: _plain(v) for n, v in zip(names, x)}
-        row = {"trial": trial_id, "values": values, "seconds": round(seconds, 2), "method": method, "seed": seed}
-        if isinstance(outcome, Exception) or not all(
-                isinstance(outcome.get(k), (int, float)) and math.isfinite(outcome[k]) for k in ("accuracy", "latency_ms")):
-            reason = (f"{type(outcome).__name__}: {outcome}" if isinstance(outcome, Exception)
-                      else f"non-finite metrics {outcome}")
-            row.update(status="failed", reason=reason[:500], objective=None)
-            y = worst[0] * 1.5
-        else:
-            row.update(status="ok", **{k: _plain(v) for k, v in outcome.items()},
-                       feasible=objective.feasible(outcome["accuracy"]),
-                       objective=objective(outcome["accuracy"], outcome["latency_ms"]))
+        row = trial_row(trial_id, {n: _plain(v) for n, v in zip(names, x)}, outcome, seconds, objective,
+                        {"method": method, "seed": seed})
+        if row["status"] == "ok":
             y = row["objective"]
             worst[0] = max(worst[0], y)
+        else:
+            y = worst[0] * 1.5
         append_log(log_path, row)  # written before the optimiser hears of it: a kill loses nothing finished
         opt.tell(list(x), y)
         done.append(row)
@@ -242,11 +262,7 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
         return row
 
     def timed(x):
-        t0 = time.perf_counter()
-        try:
-            return trial_fn({n: _plain(v) for n, v in zip(names, x)}), time.perf_counter() - t0
-        except Exception as exc:  # a failed trial is data, not the end of the search
-            return exc, time.perf_counter() - t0
+        return _timed(trial_fn, {n: _plain(v) for n, v in zip(names, x)})
 
     if executor is None or n_parallel <= 1:
         while len(done) < budget:
@@ -268,6 +284,44 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
                 outcome, secs = fut.result()
                 record(tid, x, outcome, secs)
     return summarise(done, objective)
+
+
+def finalise(screened: list[dict], objective: Objective, final_fn: Callable[[dict], dict], log_path: str | Path,
+             max_runs: int = 2, on_trial: Callable[[dict], None] | None = None) -> SearchResult:
+    """Second fidelity: re-run plans of the screening Pareto front with the final (long) fine-tuning.
+
+    Screening trials fine-tune briefly, which under-states the accuracy a long fine-tune reaches and by
+    a margin that depends on the dataset and the plan (NetAdapt's short-term vs long-term fine-tuning,
+    Yang et al. 2018). So no margin is assumed: along the screening front (sorted by latency, accuracy
+    rising with it) a bisection re-runs the middle plan with ``final_fn``; if it clears ``objective``'s bar
+    the faster half is tried next, otherwise the more accurate half. At most ``max_runs`` final runs; the
+    fastest final run that clears the bar is ``best``. Runs go to their own JSON-lines log, and a restarted
+    notebook reuses finished runs instead of repeating them.
+    """
+    if max_runs < 1:
+        raise SearchError(f"max_runs {max_runs!r} must be at least 1 final run")
+    front = pareto_front(screened)
+    done = read_log(log_path)
+    finals, lo, hi = [], 0, len(front) - 1
+    while lo <= hi and len(finals) < max_runs:
+        mid = (lo + hi) // 2
+        c = front[mid]
+        row = next((d for d in done if d["values"] == c["values"]), None)
+        if row is None:
+            outcome, secs = _timed(final_fn, c["values"])
+            row = trial_row(len(done), c["values"], outcome, secs, objective,
+                            {"stage": "final", "screen_trial": c["trial"], "screen_accuracy": c["accuracy"],
+                             "screen_latency_ms": c["latency_ms"], "method": c.get("method"), "seed": c.get("seed")})
+            append_log(log_path, row)
+            done.append(row)
+        finals.append(row)
+        if on_trial:
+            on_trial(row)
+        if row["status"] == "ok" and row["feasible"]:
+            hi = mid - 1
+        else:
+            lo = mid + 1
+    return summarise(finals, objective)
 
 
 # ---- configuration and the command line ------------------------------------------------------------

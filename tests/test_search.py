@@ -9,7 +9,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers.search import (Objective, SearchError, SyntheticTrial, append_log, load_config, read_log, run_search)
+from helpers.search import (Objective, SearchError, SyntheticTrial, append_log, finalise, load_config, read_log,
+                            run_search)
 
 FREE = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.9},
         {"name": "0.structured.importance", "kind": "choice", "choices": ["l1", "lamp"]}]
@@ -68,6 +69,44 @@ def test_nothing_feasible_keeps_the_closest(tmp_path):
     impossible = Objective("constrained", baseline_accuracy=0.99, threshold_points=0.5, reference_ms=1.0)
     res = run_search(SyntheticTrial(FREE), FREE, impossible, 5, tmp_path / "log.jsonl", "grid", seed=0)
     assert res.best is None and len(res.closest) == 3 and "no trial met the accuracy threshold" in res.message
+
+
+def _screened(rows):
+    return [{"trial": i, "values": {"r": r}, "status": "ok", "accuracy": a, "latency_ms": lat, "method": "gp", "seed": 0}
+            for i, (r, a, lat) in enumerate(rows)]
+
+
+def _final(screened, gain, calls):
+    def final(values):
+        calls.append(values["r"])
+        t = next(t for t in screened if t["values"] == values)
+        return {"accuracy": t["accuracy"] + gain, "latency_ms": t["latency_ms"]}
+    return final
+
+
+def test_finalise_bisects_the_screening_front(tmp_path):
+    # the screening front (ratio, accuracy after a short fine-tune, latency); 0.55 is dominated by 0.6
+    screened = _screened([(0.8, 0.70, 0.3), (0.7, 0.855, 0.4), (0.6, 0.86, 0.5), (0.55, 0.85, 0.55), (0.4, 0.88, 0.7),
+                          (0.1, 0.91, 1.0)])
+    calls = []
+    log = tmp_path / "final.jsonl"
+    # a long fine-tune adds 6 points: the bar (91%) is cleared from 85% screened accuracy up
+    res = finalise(screened, _objective(), _final(screened, 0.06, calls), log, max_runs=3)
+    assert calls == [0.6, 0.8, 0.7]  # middle of the front passes, the fastest fails, the next faster one passes
+    assert res.best["values"] == {"r": 0.7} and res.best["stage"] == "final" and res.best["screen_trial"] == 1
+    assert len(read_log(log)) == 3
+    again = finalise(screened, _objective(), _final(screened, 0.06, calls), log, max_runs=3)  # resumed
+    assert calls == [0.6, 0.8, 0.7] and again.best["values"] == {"r": 0.7}
+
+
+def test_finalise_moves_to_accuracy_and_reports_a_miss(tmp_path):
+    screened = _screened([(0.8, 0.70, 0.3), (0.6, 0.86, 0.5), (0.4, 0.88, 0.7), (0.1, 0.90, 1.0)])
+    calls = []
+    res = finalise(screened, _objective(), _final(screened, 0.005, calls), tmp_path / "f.jsonl", max_runs=2)
+    assert calls == [0.6, 0.4]  # a miss sends the bisection to the more accurate half
+    assert res.best is None and "closest" in res.message and res.closest[0]["values"] == {"r": 0.4}
+    with pytest.raises(SearchError, match="max_runs 0"):
+        finalise(screened, _objective(), _final(screened, 0, calls), tmp_path / "g.jsonl", max_runs=0)
 
 
 def test_corrupt_log_line_is_skipped_with_a_warning(tmp_path):
@@ -139,3 +178,11 @@ def test_sigkill_at_three_moments_then_resume(tmp_path):
     rows = read_log(log)
     ids = [r["trial"] for r in rows]
     assert len(ids) == len(set(ids)) == budget and sorted(ids) == list(range(budget))
+
+
+def test_a_log_from_another_search_space_is_refused(tmp_path):
+    log = tmp_path / "log.jsonl"
+    append_log(log, {"trial": 0, "values": {"0.structured.ratio": 0.5}, "status": "ok", "accuracy": 0.9,
+                     "latency_ms": 1.0, "objective": 1.0})
+    with pytest.raises(SearchError, match="delete the log or give this search its own"):
+        run_search(SyntheticTrial(FREE), FREE, _objective(), 3, log, "gp")

@@ -15,6 +15,8 @@ free: such a template is what the search (O8) optimises; ``with_values`` fills i
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +128,11 @@ class CompressionPlan:
             d.update({k: dict(v) for k, v in s.free.items()})
             steps.append(d)
         return {"name": self.name, "export": dict(self.export), "steps": steps}
+
+    def digest(self, salt: str = "") -> str:
+        """A short stable hash of the plan (free ranges included): names its output folder or trial log."""
+        spec = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(f"{spec}{salt}".encode()).hexdigest()[:12]
 
     # ---- application ------------------------------------------------------------------------------
     def apply(self, model, ctx: Context, out_dir: str | Path, measure: bool = True, val_limit: int | None = None,

@@ -116,10 +116,23 @@ def stages(model: nn.Module) -> dict[str, list[nn.Module]]:
     return out
 
 
+def slope_ratios(groups: dict, ratio: float, slope: float) -> dict[str, float]:
+    """Per-stage ratios tilted by ``slope`` around ``ratio`` (one number the search can tune instead of four).
+
+    Stages are taken in network order, the stem excluded; each ratio is clipped to [0, 0.95].
+    """
+    keys = [k for k in groups if k != "stem"]
+    if not slope or len(keys) < 2:
+        return {}
+    return {k: float(np.clip(ratio + slope * (-1 + 2 * i / (len(keys) - 1)), 0.0, 0.95)) for i, k in enumerate(keys)}
+
+
 @register("structured", "structured_pruning",
           {"ratio": Param("float", 0.5, "fraction of channels removed from each prunable layer group", 0.0, 0.95),
            "importance": Param("choice", "l1", "channel importance criterion", choices=IMPORTANCES),
            "global_pruning": Param("bool", False, "rank channels across layers instead of the same ratio per layer"),
+           "stage_slope": Param("float", 0.0, "per-stage ratio = ratio + stage_slope x position, position running from "
+                                "-1 (first stage) to +1 (last): > 0 prunes the wide late stages more", -0.5, 0.5),
            "stage_ratios": Param("dict", {}, "per-stage ratios overriding `ratio` (stage1..stage4 or layer1..layer4)"),
            "round_to": Param("int", 1, "keep channel counts a multiple of this (e.g. 8 for accelerators)", 1, 64),
            "keep_stem": Param("bool", True, "never prune the first convolution's output channels"),
@@ -137,6 +150,9 @@ def _structured():
             ignored.append(convs[0])
         ratio_dict = {}
         groups = stages(model)
+        for key, r in slope_ratios(groups, p["ratio"], p["stage_slope"]).items():
+            for m in groups[key]:
+                ratio_dict[m] = r
         for key, r in p["stage_ratios"].items():
             if key not in groups:
                 raise ValueError(f"stage_ratios: unknown stage {key!r}; this model has {', '.join(groups)}")
