@@ -330,11 +330,11 @@ class SyntheticTrial:
 
     With u the mean of the numeric free values scaled to [0, 1]: accuracy = 0.92 - 0.08 u^3 and
     latency = 1 - 0.7 u (ms), after sleeping ``sleep_s``; a categorical choice other than the first costs
-    half a point of accuracy.
+    half a point of accuracy; ``accuracy_gain`` stands in for a longer fine-tune (the final fidelity).
     """
 
-    def __init__(self, free: list[dict], sleep_s: float = 0.0):
-        self.free, self.sleep_s = free, sleep_s
+    def __init__(self, free: list[dict], sleep_s: float = 0.0, accuracy_gain: float = 0.0):
+        self.free, self.sleep_s, self.gain = free, sleep_s, accuracy_gain
 
     def __call__(self, values: dict) -> dict:
         time.sleep(self.sleep_s)
@@ -346,7 +346,7 @@ class SyntheticTrial:
             else:
                 us.append((v - f["low"]) / (f["high"] - f["low"]))
         u = float(np.mean(us)) if us else 0.0
-        return {"accuracy": 0.92 - 0.08 * u ** 3 - penalty, "latency_ms": 1.0 - 0.7 * u}
+        return {"accuracy": 0.92 - 0.08 * u ** 3 - penalty + self.gain, "latency_ms": 1.0 - 0.7 * u}
 
 
 def load_config(path: str | Path) -> dict:
@@ -361,8 +361,9 @@ def load_config(path: str | Path) -> dict:
     except yaml.YAMLError as exc:
         raise SearchError(f"search config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
     defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
-                "acq_func": "gp_hedge", "profile": "default", "finetune_subset": 5000, "val_subset": 2000,
-                "trial": "plan", "sleep_s": 0.0, "log": str(path.with_suffix(".jsonl"))}
+                "acq_func": "gp_hedge", "profile": "default", "finetune_subset": None, "val_subset": 2000,
+                "trial": "plan", "sleep_s": 0.0, "log": str(path.with_suffix(".jsonl")),
+                "screen_slack": 0.0, "final_epochs": None, "final_runs": 2}
     unknown = sorted(set(cfg) - set(defaults) - {"baseline", "template"})
     if unknown:
         raise SearchError(f"search config {path}: unknown field {unknown[0]!r}")
@@ -379,6 +380,12 @@ def load_config(path: str | Path) -> dict:
                           "give accuracy points in [0, 100]")
     if cfg["trial"] not in ("plan", "synthetic"):
         raise SearchError(f"search config {path}, field 'trial': {cfg['trial']!r} is not 'plan' or 'synthetic'")
+    if not isinstance(cfg["screen_slack"], (int, float)) or not 0 <= cfg["threshold"] + cfg["screen_slack"] <= 100:
+        raise SearchError(f"search config {path}, field 'screen_slack': {cfg['screen_slack']!r} must be accuracy points "
+                          "with threshold + screen_slack in [0, 100]")
+    if cfg["final_epochs"] is not None and (not isinstance(cfg["final_epochs"], (int, float)) or cfg["final_epochs"] <= 0):
+        raise SearchError(f"search config {path}, field 'final_epochs': {cfg['final_epochs']!r} must be a positive "
+                          "number of fine-tuning passes, or null for a single-fidelity search")
     if cfg["trial"] == "plan" and "baseline" not in cfg:
         raise SearchError(f"search config {path}: missing 'baseline' (model, dataset, width, epochs, ...)")
     return cfg
@@ -404,8 +411,11 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
         log_path = paths.ROOT / log_path
     if log_path.exists() and read_log(log_path) and not resume:
         raise SearchError(f"trial log {log_path} already holds trials; pass --resume to continue it or delete it")
+    final_fn = None
     if cfg["trial"] == "synthetic":
         trial_fn, ref = SyntheticTrial(free, cfg["sleep_s"]), {"fp32_val_accuracy": 0.92, "int8_latency_ms": 1.0}
+        if cfg["final_epochs"]:
+            final_fn = SyntheticTrial(free, cfg["sleep_s"], accuracy_gain=0.01)
     else:
         from helpers.baselines import baseline
         from helpers.experiments import PlanTrial, context, reference_point
@@ -416,7 +426,13 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
         ctx = context(b["dataset"], cfg["finetune_subset"], cfg["val_subset"], cfg["seed"])
         ref = reference_point(model, record, ctx, cfg["profile"])
         trial_fn = PlanTrial(template, model, record, ctx, cfg["profile"])
+        if cfg["final_epochs"]:
+            from helpers.experiments import with_finetune_epochs
+
+            final_fn = PlanTrial(with_finetune_epochs(template, cfg["final_epochs"]), model, record, ctx, cfg["profile"])
     objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"])
+    screen_objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"] + cfg["screen_slack"],
+                                 ref["int8_latency_ms"])
 
     def report(row):
         if row["status"] == "ok":
@@ -425,6 +441,15 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
         else:
             log(f"trial {row['trial']}: failed ({row['reason']})")
 
-    result = run_search(trial_fn, free, objective, budget, log_path, cfg["method"], cfg["seed"], cfg["n_initial"],
-                        cfg["acq_func"], executor, n_parallel, on_trial=report)
-    return result, ref
+    result = run_search(trial_fn, free, screen_objective, budget, log_path, cfg["method"], cfg["seed"],
+                        cfg["n_initial"], cfg["acq_func"], executor, n_parallel, on_trial=report)
+    if final_fn is None:
+        return result, ref
+
+    def report_final(row):
+        log(f"final run of trial {row['screen_trial']}: " + (
+            f"accuracy {100 * row['accuracy']:.2f}%, {row['latency_ms']:.4f} ms{'' if row['feasible'] else ' (misses the bar)'}"
+            if row["status"] == "ok" else f"failed ({row['reason']})"))
+
+    final_log = log_path.with_name(f"{log_path.stem}-final{cfg['final_epochs']}.jsonl")
+    return finalise(result.trials[:budget], objective, final_fn, final_log, cfg["final_runs"], report_final), ref

@@ -63,6 +63,18 @@ def test_structured_exact_channels(ctx, tmp_path):
     assert res["full_integer"]
 
 
+def test_stage_slope_prunes_late_stages_more(ctx, tmp_path):
+    from helpers.compress.pruning import slope_ratios, stages
+
+    groups = stages(_model())
+    assert slope_ratios(groups, 0.5, 0.3) == pytest.approx({"layer1": 0.2, "layer2": 0.4, "layer3": 0.6, "layer4": 0.8})
+    assert slope_ratios(groups, 0.5, 0.0) == {} and slope_ratios(groups, 0.9, 0.3)["layer4"] == 0.95  # clipped
+    res = _apply([{"method": "structured", "ratio": 0.5, "stage_slope": 0.3}], ctx, tmp_path, export={"mode": "fp32"})
+    m = res["model"]  # x0.25 widths 16/32/64/128 keep 80%, 60%, 40%, 20% (rounded down) of their inner channels
+    assert [m.layer1[0].conv1.out_channels, m.layer2[0].conv1.out_channels, m.layer3[0].conv1.out_channels,
+            m.layer4[0].conv1.out_channels] == [12, 19, 25, 25]
+
+
 def test_structured_round_to_and_importances(ctx, tmp_path):
     for imp in ("l2", "bn_scale", "taylor", "lamp", "random"):
         res = _apply([{"method": "structured", "ratio": 0.3, "importance": imp, "round_to": 4}],

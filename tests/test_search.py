@@ -154,6 +154,21 @@ def test_bad_config_fields(tmp_path):
     from helpers.search import search_from_config
     with pytest.raises(SearchError, match="field 'ratio': empty range"):
         search_from_config(cfg)
+    cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl") + "final_epochs: -1\n")
+    with pytest.raises(SearchError, match="field 'final_epochs': -1 must be a positive"):
+        load_config(cfg)
+
+
+def test_config_search_with_a_final_fidelity(tmp_path):
+    from helpers.search import search_from_config
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(CONFIG.format(sleep=0, budget=6, log=tmp_path / "l.jsonl") + "final_epochs: 1.0\nfinal_runs: 2\n")
+    lines = []
+    result, _ = search_from_config(cfg, log=lines.append)
+    finals = read_log(tmp_path / "l-final1.0.jsonl")
+    assert 1 <= len(finals) <= 2 and all(f["stage"] == "final" for f in finals)
+    assert result.trials == finals and any(line.startswith("final run of trial") for line in lines)
 
 
 @pytest.mark.slow
