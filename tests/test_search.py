@@ -26,6 +26,7 @@ def test_objectives():
     assert obj(0.90, 0.5) == pytest.approx(0.5 + 0.5 * math.log1p(1.0))  # one point below the bar
     assert obj(0.85, 0.5) > obj(0.90, 0.5) > obj(0.91, 0.5)  # monotone in the shortfall
     assert obj.feasible(0.91) and not obj.feasible(0.9099)
+    assert obj.lowered(2.0).feasible(0.89) and not obj.lowered(2.0).feasible(0.8899) and not obj.feasible(0.89)
     mnas = Objective("mnasnet", 0.92, 1.0, reference_ms=2.0)
     assert mnas(0.9, 1.0) == pytest.approx(-0.9 * 0.5 ** -0.07)
     assert Objective("weighted", 0.9, 1.0, 1.0, alpha=0.5)(0.8, 0.5) == pytest.approx(0.35)

@@ -148,16 +148,12 @@ def _structured():
         convs = [m for _, m in prunable_layers(model) if isinstance(m, nn.Conv2d)]
         if p["keep_stem"]:
             ignored.append(convs[0])
-        ratio_dict = {}
         groups = stages(model)
-        for key, r in slope_ratios(groups, p["ratio"], p["stage_slope"]).items():
-            for m in groups[key]:
-                ratio_dict[m] = r
-        for key, r in p["stage_ratios"].items():
-            if key not in groups:
-                raise ValueError(f"stage_ratios: unknown stage {key!r}; this model has {', '.join(groups)}")
-            for m in groups[key]:
-                ratio_dict[m] = float(r)
+        unknown = sorted(set(p["stage_ratios"]) - set(groups))
+        if unknown:
+            raise ValueError(f"stage_ratios: unknown stage {unknown[0]!r}; this model has {', '.join(groups)}")
+        per_stage = {**slope_ratios(groups, p["ratio"], p["stage_slope"]), **p["stage_ratios"]}  # explicit ones win
+        ratio_dict = {m: float(r) for key, r in per_stage.items() for m in groups[key]}
         imp = _importance(p["importance"])
         pruner = tp.pruner.MetaPruner(model, example, importance=imp, pruning_ratio=p["ratio"],
                                       pruning_ratio_dict=ratio_dict or None, global_pruning=p["global_pruning"],
