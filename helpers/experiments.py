@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from helpers import paths
@@ -60,6 +61,33 @@ def with_speedups(df: pd.DataFrame, reference_label: str) -> pd.DataFrame:
                             acc_change=g["val_acc_%"] - ref["val_acc_%"],
                             pays=lambda d: (ref.latency_ms / d.latency_ms) >= 1.05))
     return pd.concat(out)
+
+
+def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = (), min_gain: float = 0.5) -> pd.DataFrame:
+    """Which swept parameters earn a place in the search, judged against the ``lever``'s own trade-off.
+
+    ``sens`` has one row per plan with ``parameter`` ('(default)' for the default plan), ``latency_ms`` and
+    ``val_acc_%`` (06's one-at-a-time sweep). The lever's curve runs
+    through the default plan and the lever's sweep (accuracy interpolated over latency). A value that only
+    buys accuracy with latency at the lever's rate or worse adds nothing the lever cannot do, so a parameter
+    is optimised when one of its values lies more than ``min_gain`` points above that curve (more accurate
+    at equal latency, or faster at equal accuracy); otherwise it stays at the default plan's value. Returns,
+    per parameter (not the lever, not ``exclude``): the largest latency change (%) and accuracy change
+    (points) against the default plan, the greatest height above the curve (points) and ``optimise``.
+    """
+    ref = sens[sens.parameter == "(default)"].iloc[0]
+    curve = sens[sens.parameter.isin(["(default)", lever])].sort_values("latency_ms")
+    above = sens["val_acc_%"] - np.interp(sens.latency_ms, curve.latency_ms, curve["val_acc_%"])
+    rows = []
+    for name in dict.fromkeys(sens.parameter):
+        if name in ("(default)", lever, *exclude):
+            continue
+        d = sens[sens.parameter == name]
+        heights = above[d.index]
+        rows.append({"parameter": name, "latency_change_%": float((100 * (d.latency_ms / ref.latency_ms - 1)).abs().max()),
+                     "acc_change": float((d["val_acc_%"] - ref["val_acc_%"]).abs().max()),
+                     "above_curve": float(heights.max()), "optimise": bool(heights.max() > min_gain)})
+    return pd.DataFrame(rows).set_index("parameter")
 
 
 class PlanTrial:
