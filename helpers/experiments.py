@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -94,31 +96,46 @@ class PlanTrial:
     """The search's trial: fill the template with ``values``, apply, export, measure (picklable for executors).
 
     Returns accuracy (validation, of the artifact), latency_ms and its IQR, MACs, size and the artifact path.
+    Values this object has already run (the same initial point proposed to GP and random search, or the GP
+    proposing a point again) return the first outcome, marked ``reused``, instead of running it again.
     """
 
     def __init__(self, template: CompressionPlan, model, record: dict, ctx: Context, profile: str, threads: int = 1):
         self.template, self.model, self.record, self.ctx = template, model, record, ctx
         self.profile, self.threads = profile, threads
+        self.outcomes: dict[str, dict] = {}
 
     def __call__(self, values: dict) -> dict:
+        key = json.dumps(values, sort_keys=True, default=str)
+        if key in self.outcomes:
+            return {**self.outcomes[key], "reused": True}
         plan = self.template.with_values(values)
         row = plan_row(plan, self.model, self.record, self.ctx, self.profile, threads=self.threads)
-        return {"accuracy": row["val_acc_%"] / 100, "latency_ms": row["latency_ms"],
-                "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
-                "full_integer": row["full_integer"], "checks_fail": row["checks_fail"], "artifact": row["artifact"]}
+        self.outcomes[key] = {"accuracy": row["val_acc_%"] / 100, "latency_ms": row["latency_ms"],
+                              "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
+                              "full_integer": row["full_integer"], "checks_fail": row["checks_fail"],
+                              "artifact": row["artifact"]}
+        return dict(self.outcomes[key])
 
 
 def reference_point(model, record: dict, ctx: Context, profile: str, threads: int = 1) -> dict:
-    """The plain int8 artifact (reference latency) and the fp32 baseline's validation accuracy (the bar)."""
+    """The plain int8 artifact (reference latency) and the fp32 baseline's validation accuracy (the bar).
+
+    The fp32 artifact is timed against the int8 one (``Context.latency_reference``), so its latency is the
+    int8 latency times a ratio that a slow phase of the machine does not move; pass the returned
+    ``latency_reference`` on to the trials' context to time them the same way.
+    """
     from helpers.train import evaluate
 
-    int8 = plan_row({"name": "int8", "steps": [{"method": "ptq", "calibration": 64}]}, model, record, ctx, profile,
-                    threads=threads)
+    int8 = plan_row({"name": "int8", "steps": [{"method": "ptq", "calibration": 64}]}, model, record,
+                    replace(ctx, latency_reference=None), profile, threads=threads)
     fp32 = plan_row({"name": "fp32", "steps": [{"method": "finetune", "epochs": 0}], "export": {"mode": "fp32"}},
-                    model, record, ctx, profile, threads=threads)
+                    model, record, replace(ctx, latency_reference=(int8["artifact"], int8["latency_ms"])), profile,
+                    threads=threads)
     return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": int8["latency_ms"],
             "int8_val_accuracy": int8["val_acc_%"] / 100, "fp32_latency_ms": fp32["latency_ms"],
-            "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"]}
+            "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"],
+            "latency_reference": (int8["artifact"], int8["latency_ms"])}
 
 
 def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPlan:

@@ -112,10 +112,51 @@ def time_callable(fn: Callable[[], object], name: str = "fn", backend: str = "py
                          repeats, calls, threads, attempt, noisy, note)
 
 
-def measure_tflite(path: str | Path, threads: int = 1, seed: int = 0, delegate_library: str | None = None,
-                   **kwargs) -> LatencyResult:
-    """Latency of one ``invoke`` of the .tflite at ``path`` on a fixed seeded input (default delegates on)."""
-    from helpers.runtime import make_interpreter, runtime_name
+@dataclass
+class PairedResult:
+    """Latency of a candidate as a ratio to a reference timed in alternating blocks (see ``time_paired``)."""
+
+    ratio: float  # median of the per-pair ratios candidate / reference
+    ratio_iqr: float
+    cv: float  # robust CV of the ratios
+    median_ms: float  # the candidate's own median (drifts with the machine's slow phases; the ratio does not)
+    reference_median_ms: float
+    repeats: int
+    noisy: bool
+
+
+def time_paired(fn: Callable[[], object], reference_fn: Callable[[], object], repeats: int = 25,
+                warmup_s: float = 0.2, min_block_ms: float = 20.0, noise_cv: float = NOISE_CV) -> PairedResult:
+    """Time ``fn`` against ``reference_fn`` in alternating blocks; the ratio survives slow phases.
+
+    A shared machine slows down in phases that last from seconds to minutes and slow every model alike,
+    so the robust CV of one measurement stays low while its median moves (measured here: the same int8
+    artifact at 0.087 ms and 0.109 ms minutes apart, and two artifacts of identical architecture 28%
+    apart within one notebook). Blocks of candidate and reference alternate, each pair sees the same
+    phase, and the median of the per-pair ratios is what comparisons should use. Written by hand because
+    timeit and pyperf time one callable at a time.
+    """
+    sizes = []
+    for f in (fn, reference_fn):
+        t_end, n = time.perf_counter() + warmup_s / 2, 0
+        while time.perf_counter() < t_end or n < 3:
+            f()
+            n += 1
+        sizes.append(max(1, math.ceil(min_block_ms / max(warmup_s / 2 * 1e3 / n, 1e-4))))
+    a, b = np.empty(repeats), np.empty(repeats)
+    for r in range(repeats):
+        a[r] = _block_times(fn, sizes[0], 1)[0]
+        b[r] = _block_times(reference_fn, sizes[1], 1)[0]
+    ratios = a / b
+    q1, med, q3 = np.percentile(ratios, [25, 50, 75])
+    cv = (q3 - q1) / 1.349 / med
+    return PairedResult(float(med), float(q3 - q1), float(cv), float(np.median(a)), float(np.median(b)), repeats,
+                        bool(cv > noise_cv))
+
+
+def _invoker(path: str | Path, threads: int, seed: int, delegate_library: str | None):
+    """An interpreter for the .tflite at ``path`` with a fixed seeded input set; returns its ``invoke``."""
+    from helpers.runtime import make_interpreter
 
     interp = make_interpreter(path, threads, delegate_library)
     inp = interp.get_input_details()[0]
@@ -127,8 +168,22 @@ def measure_tflite(path: str | Path, threads: int = 1, seed: int = 0, delegate_l
     else:
         x = rng.standard_normal(inp["shape"]).astype(dtype)
     interp.set_tensor(inp["index"], x)
+    return interp.invoke
+
+
+def measure_tflite(path: str | Path, threads: int = 1, seed: int = 0, delegate_library: str | None = None,
+                   **kwargs) -> LatencyResult:
+    """Latency of one ``invoke`` of the .tflite at ``path`` on a fixed seeded input (default delegates on)."""
+    from helpers.runtime import runtime_name
+
     backend = "edgetpu" if delegate_library else runtime_name()
-    return time_callable(interp.invoke, Path(path).stem, backend, threads, **kwargs)
+    return time_callable(_invoker(path, threads, seed, delegate_library), Path(path).stem, backend, threads, **kwargs)
+
+
+def measure_tflite_paired(path: str | Path, reference_path: str | Path, threads: int = 1, seed: int = 0,
+                          **kwargs) -> PairedResult:
+    """The .tflite at ``path`` timed against the one at ``reference_path`` in alternating blocks (``time_paired``)."""
+    return time_paired(_invoker(path, threads, seed, None), _invoker(reference_path, threads, seed, None), **kwargs)
 
 
 def measure_torch(model: torch.nn.Module, input_size: int = 32, in_channels: int = 3, threads: int = 1,

@@ -34,3 +34,26 @@ def test_worse_values_noise_and_excluded_fidelities_keep_the_default():
     effects = judge_parameters(sweep(rows), exclude=("finetune_epochs",))
     assert list(effects.index) == ["importance", "calibration"]
     assert not effects.optimise.any()  # 5 points worse; 0.3 points is within min_gain
+
+
+def test_plan_trial_reuses_the_outcome_of_values_it_has_run(monkeypatch):
+    from helpers import experiments
+    from helpers.compress.plan import CompressionPlan
+
+    calls = []
+
+    def fake_plan_row(plan, *args, **kwargs):
+        calls.append(plan)
+        return {"val_acc_%": 90.0 + len(calls), "latency_ms": 0.1, "latency_iqr_ms": 0.001, "macs": 1, "size_kB": 1.0,
+                "full_integer": True, "checks_fail": 0, "artifact": f"a{len(calls)}"}
+
+    monkeypatch.setattr(experiments, "plan_row", fake_plan_row)
+    template = CompressionPlan.from_dict({"steps": [{"method": "structured", "ratio": {"low": 0.1, "high": 0.5}},
+                                                    {"method": "ptq", "calibration": 8}]})
+    trial = experiments.PlanTrial(template, None, {}, None, "smoke")
+    first = trial({"0.structured.ratio": 0.3})
+    again = trial({"0.structured.ratio": 0.3})
+    other = trial({"0.structured.ratio": 0.4})
+    assert len(calls) == 2 and "reused" not in first
+    assert again["reused"] and again["accuracy"] == first["accuracy"] and again["artifact"] == "a1"
+    assert other["accuracy"] == pytest.approx(0.92)

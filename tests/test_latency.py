@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from helpers.latency import time_callable
+from helpers.latency import time_callable, time_paired
 from helpers.layers import block_inputs, blocks, torch_block_latency
 from helpers.models import build_model
 
@@ -32,6 +32,21 @@ def test_noise_guard_repeats_and_flags():
     assert r.noisy and r.attempts == 2 and "too noisy" in r.note
     quiet = time_callable(lambda: _busy(0.3), repeats=8, min_block_ms=3)
     assert not quiet.noisy or quiet.attempts == 3  # re-measured before being flagged
+
+
+def test_paired_ratio_survives_a_slow_phase():
+    # the machine runs at full speed for the first 30 ms (warm-up and a few pairs), then 3x slower for
+    # both models: the candidate's own median moves to the slow phase, the ratio stays at 0.5
+    switch = time.perf_counter() + 0.03
+
+    def factor():
+        return 3.0 if time.perf_counter() > switch else 1.0
+
+    r = time_paired(lambda: _busy(0.1 * factor()), lambda: _busy(0.2 * factor()), repeats=12, warmup_s=0.02,
+                    min_block_ms=1.0)
+    assert r.ratio == pytest.approx(0.5, rel=0.1)
+    assert r.median_ms > 0.2  # what an unpaired median reports: the slow phase
+    assert r.repeats == 12 and not r.noisy
 
 
 @pytest.mark.parametrize("name, n_blocks", [("resnet18", 10), ("mobilenet_v2", 20)])

@@ -147,7 +147,7 @@ class CompressionPlan:
         from helpers.export import export_tflite
         from helpers.inspection import inspect_tflite
         from helpers.io import write_json
-        from helpers.latency import measure_tflite
+        from helpers.latency import measure_tflite, measure_tflite_paired
         from helpers.models import count_macs_params
         from helpers.runtime import evaluate_tflite
 
@@ -185,7 +185,13 @@ class CompressionPlan:
                   "parameter_bytes": info.parameter_bytes, "macs": macs, "params": params,
                   "export_seconds": round(export_s, 2), "ops": info.ops,
                   "all_checks_pass": all(c["status"] != "fail" for r in records for c in r["checks"])}
-        if measure:
+        if measure and ctx.latency_reference:
+            ref_path, ref_ms = ctx.latency_reference
+            p = measure_tflite_paired(artifact, ref_path, threads)
+            result["latency"] = {"median_ms": p.ratio * ref_ms, "iqr_ms": p.ratio_iqr * ref_ms, "cv": p.cv,
+                                 "noisy": p.noisy, "ratio_to_reference": p.ratio, "reference": str(ref_path),
+                                 "unpaired_median_ms": p.median_ms}
+        elif measure:
             lat = measure_tflite(artifact, threads)
             result["latency"] = {"median_ms": lat.median_ms, "iqr_ms": lat.iqr_ms, "cv": lat.cv, "noisy": lat.noisy}
         if ctx.val_ds is not None:

@@ -61,6 +61,9 @@ class Context:
     seed: int = 0
     progress: bool = False
     state: dict = field(default_factory=dict)  # what later steps or the exporter need (e.g. QAT module)
+    # (reference .tflite, its latency in ms): artifacts are timed against it in alternating blocks and
+    # reported as ratio x that latency, so a slow phase of a shared machine cannot reorder them
+    latency_reference: tuple | None = None
 
     def example(self, n: int = 1) -> torch.Tensor:
         if self.train_ds is not None:
