@@ -65,6 +65,15 @@ def with_speedups(df: pd.DataFrame, reference_label: str) -> pd.DataFrame:
     return pd.concat(out)
 
 
+def per_dataset(name: str, value, datasets) -> dict:
+    """``value`` for each of ``datasets``: a dict is checked to cover them all, a single value is repeated."""
+    value = value if isinstance(value, dict) else dict.fromkeys(datasets, value)
+    missing = [ds for ds in datasets if ds not in value]
+    if missing:
+        raise ValueError(f"{name} has no value for dataset {missing[0]!r}; give one per dataset or a single number")
+    return value
+
+
 def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = (), min_gain: float = 0.5) -> pd.DataFrame:
     """Which swept parameters earn a place in the search, judged against the ``lever``'s own trade-off.
 
@@ -129,13 +138,12 @@ def reference_point(model, record: dict, ctx: Context, profile: str, threads: in
 
     int8 = plan_row({"name": "int8", "steps": [{"method": "ptq", "calibration": 64}]}, model, record,
                     replace(ctx, latency_reference=None), profile, threads=threads)
+    pair = (int8["artifact"], int8["latency_ms"])
     fp32 = plan_row({"name": "fp32", "steps": [{"method": "finetune", "epochs": 0}], "export": {"mode": "fp32"}},
-                    model, record, replace(ctx, latency_reference=(int8["artifact"], int8["latency_ms"])), profile,
-                    threads=threads)
+                    model, record, replace(ctx, latency_reference=pair), profile, threads=threads)
     return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": int8["latency_ms"],
             "int8_val_accuracy": int8["val_acc_%"] / 100, "fp32_latency_ms": fp32["latency_ms"],
-            "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"],
-            "latency_reference": (int8["artifact"], int8["latency_ms"])}
+            "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"], "latency_reference": pair}
 
 
 def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPlan:

@@ -79,6 +79,16 @@ def _block_times(fn: Callable[[], object], calls: int, repeats: int) -> np.ndarr
     return out
 
 
+def _warm_block_size(fn: Callable[[], object], warmup_s: float, min_block_ms: float) -> int:
+    """Call ``fn`` for ``warmup_s`` (at least 3 times); return the calls per block that last ``min_block_ms``."""
+    t_end = time.perf_counter() + warmup_s
+    n = 0
+    while time.perf_counter() < t_end or n < 3:
+        fn()
+        n += 1
+    return max(1, math.ceil(min_block_ms / max(warmup_s * 1e3 / n, 1e-4)))
+
+
 def time_callable(fn: Callable[[], object], name: str = "fn", backend: str = "python", threads: int = 1,
                   repeats: int = 25, warmup_s: float = 0.2, min_block_ms: float = 20.0,
                   noise_cv: float = NOISE_CV, max_attempts: int = 3) -> LatencyResult:
@@ -88,13 +98,7 @@ def time_callable(fn: Callable[[], object], name: str = "fn", backend: str = "py
     and the attempt with the smallest spread is kept; if it still exceeds, ``noisy`` is True and the
     note says so.
     """
-    t_end = time.perf_counter() + warmup_s
-    n = 0
-    while time.perf_counter() < t_end or n < 3:
-        fn()
-        n += 1
-    per_call_ms = warmup_s * 1e3 / n
-    calls = max(1, math.ceil(min_block_ms / max(per_call_ms, 1e-4)))
+    calls = _warm_block_size(fn, warmup_s, min_block_ms)
     best = None
     for attempt in range(1, max_attempts + 1):
         ms = _block_times(fn, calls, repeats)
@@ -136,13 +140,7 @@ def time_paired(fn: Callable[[], object], reference_fn: Callable[[], object], re
     phase, and the median of the per-pair ratios is what comparisons should use. Written by hand because
     timeit and pyperf time one callable at a time.
     """
-    sizes = []
-    for f in (fn, reference_fn):
-        t_end, n = time.perf_counter() + warmup_s / 2, 0
-        while time.perf_counter() < t_end or n < 3:
-            f()
-            n += 1
-        sizes.append(max(1, math.ceil(min_block_ms / max(warmup_s / 2 * 1e3 / n, 1e-4))))
+    sizes = [_warm_block_size(f, warmup_s / 2, min_block_ms) for f in (fn, reference_fn)]
     a, b = np.empty(repeats), np.empty(repeats)
     for r in range(repeats):
         a[r] = _block_times(fn, sizes[0], 1)[0]

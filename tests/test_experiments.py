@@ -57,3 +57,11 @@ def test_plan_trial_reuses_the_outcome_of_values_it_has_run(monkeypatch):
     assert len(calls) == 2 and "reused" not in first
     assert again["reused"] and again["accuracy"] == first["accuracy"] and again["artifact"] == "a1"
     assert other["accuracy"] == pytest.approx(0.92)
+
+
+def test_per_dataset_repeats_a_number_and_names_a_missing_dataset():
+    from helpers.experiments import per_dataset
+
+    assert per_dataset("final_epochs", 2.0, ["a", "b"]) == {"a": 2.0, "b": 2.0}
+    with pytest.raises(ValueError, match="final_epochs has no value for dataset 'b'"):
+        per_dataset("final_epochs", {"a": 1.0}, ["a", "b"])
