@@ -9,7 +9,7 @@ from helpers import paths
 from helpers.checkpoints import config_key, load_into, read_sidecar, save_checkpoint
 from helpers.data import load_dataset
 from helpers.models import build_model, count_macs_params
-from helpers.train import TrainConfig, evaluate, seed_everything, train
+from helpers.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
 
 
 def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 1.0, batch_size: int = 256,
@@ -20,15 +20,16 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
     The record is the checkpoint's JSON sidecar plus ``path``; its metrics hold the per-epoch history,
     validation accuracy and training seconds. Test accuracy is left to the caller's final report.
     """
-    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     train_ds = load_dataset(dataset, "train", input_size).subset(train_subset, seed=seed)
+    seed_everything(seed)  # the initial weights are part of the config
+    model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width)
+    # the resolved arithmetic is part of the config: a bf16-trained checkpoint is not an fp32-trained one
+    cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=resolve_precision(model))
     config = {"model": model_name, "dataset": dataset, "num_classes": train_ds.num_classes,
               "in_channels": train_ds.in_channels, "width": width, "input_size": input_size,
               "train_subset": train_subset, "train": asdict(cfg)}
     key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint})}"
     path = paths.CHECKPOINTS / f"{key}.pt"
-    seed_everything(seed)  # the initial weights are part of the config
-    model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width)
     if path.exists() and not retrain:
         load_into(model, path)
         return model, {**read_sidecar(path), "path": str(path)}

@@ -41,6 +41,7 @@ class TrainConfig:
     seed: int = 0
     distill_alpha: float = 0.0  # weight of the distillation loss when a teacher is given
     distill_temperature: float = 4.0
+    precision: str = "auto"  # fp32, bf16 (autocast) or auto (see resolve_precision)
 
     def __post_init__(self):
         if self.epochs <= 0:
@@ -51,6 +52,27 @@ class TrainConfig:
             raise ValueError(f"lr must lie in (0, 10), not {self.lr!r}")
         if not 0 <= self.distill_alpha <= 1:
             raise ValueError(f"distill_alpha must lie in [0, 1], not {self.distill_alpha!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}")
+
+
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def resolve_precision(model: nn.Module, precision: str = "auto", dev: torch.device | None = None) -> str:
+    """The arithmetic ``train`` uses for ``model``: 'fp32' or 'bf16' (autocast; weights, BatchNorm and SGD stay fp32).
+
+    'auto' picks bf16 on a CPU with native bf16 (oneDNN; AVX512-BF16 or AMX) when the network has no grouped
+    convolutions, else fp32. Measured on the 2-core AVX512-BF16 machine (batch 256, 28x28, channels-last):
+    ResNet-18 (width 0.25) 0.266 -> 0.164 s per step (1.6x faster), MobileNetV2 (width 0.5) 0.293 -> 0.428 s
+    (oneDNN's bf16 depthwise kernels are slower), hence the grouped-convolution rule. CUDA stays fp32.
+    """
+    if precision != "auto":
+        return precision
+    dev = dev or device()
+    grouped = any(isinstance(m, nn.Conv2d) and m.groups > 1 for m in model.modules())
+    native = dev.type == "cpu" and torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    return "bf16" if native and not grouped else "fp32"
 
 
 @torch.no_grad()
@@ -72,10 +94,12 @@ def train(model: nn.Module, train_ds: ArrayDataset, cfg: TrainConfig, val_ds: Ar
     """Train ``model`` in place with SGD + one-cycle LR; returns per-epoch history rows.
 
     With ``teacher`` and ``cfg.distill_alpha`` > 0 the loss mixes in knowledge distillation
-    (KL divergence of temperature-softened logits). Rows hold epoch, train_loss, val_accuracy, seconds.
+    (KL divergence of temperature-softened logits). Forward passes run in ``resolve_precision``'s arithmetic.
+    Rows hold epoch, train_loss, val_accuracy, seconds.
     """
     seed_everything(cfg.seed)
     dev = device()
+    bf16 = resolve_precision(model, cfg.precision, dev) == "bf16"
     # channels-last is 1.4-1.9x faster for these networks on the CPU (oneDNN); the model goes back to
     # the default layout before it is returned so that export and checkpoints see ordinary tensors.
     layout = torch.channels_last
@@ -95,11 +119,13 @@ def train(model: nn.Module, train_ds: ArrayDataset, cfg: TrainConfig, val_ds: Ar
             if step >= total_steps:
                 break
             x, y = x.to(dev, memory_format=layout), y.to(dev)
-            logits = model(x)
+            with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=bf16):
+                logits = model(x).float()
+                if teacher is not None and cfg.distill_alpha > 0:
+                    with torch.no_grad():
+                        t_logits = teacher(x).float()
             loss = F.cross_entropy(logits, y, label_smoothing=cfg.label_smoothing)
             if teacher is not None and cfg.distill_alpha > 0:
-                with torch.no_grad():
-                    t_logits = teacher(x)
                 t = cfg.distill_temperature
                 kd = F.kl_div(F.log_softmax(logits / t, 1), F.softmax(t_logits / t, 1), reduction="batchmean") * t * t
                 loss = (1 - cfg.distill_alpha) * loss + cfg.distill_alpha * kd

@@ -6,7 +6,7 @@ import torch
 from helpers.checkpoints import CheckpointError, load_into, read_sidecar, save_checkpoint
 from helpers.data import load_dataset
 from helpers.models import build_model
-from helpers.train import TrainConfig, evaluate, seed_everything, train
+from helpers.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
 
 
 @pytest.fixture(scope="module")
@@ -24,6 +24,18 @@ def test_training_lowers_loss_and_is_repeatable(tiny):
         runs.append((hist[-1]["train_loss"], evaluate(model, tiny)["loss"]))
     assert runs[0][1] < 0.7 * before
     assert runs[0] == pytest.approx(runs[1], rel=1e-5)  # seeded: identical on the CPU
+
+
+def test_precision_choice_and_bf16_training(tiny):
+    resnet, mobilenet = build_model("resnet18", 10, 1, 0.25), build_model("mobilenet_v2", 10, 1, 0.25)
+    assert resolve_precision(mobilenet) == "fp32"  # grouped convolutions: bf16 is slower there
+    assert resolve_precision(resnet, "fp32") == "fp32" and resolve_precision(mobilenet, "bf16") == "bf16"
+    native = torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+    assert resolve_precision(resnet, dev=torch.device("cpu")) == ("bf16" if native else "fp32")
+    before = evaluate(resnet, tiny)["loss"]
+    train(resnet, tiny, TrainConfig(epochs=3, batch_size=64, lr=0.05, seed=3, precision="bf16"), progress=False)
+    assert all(p.dtype == torch.float32 for p in resnet.parameters())  # autocast: the weights stay fp32
+    assert evaluate(resnet, tiny)["loss"] < 0.7 * before
 
 
 def test_checkpoint_round_trip(tmp_path, tiny):
@@ -52,3 +64,5 @@ def test_corrupt_and_mismatched_checkpoints(tmp_path):
 def test_bad_train_config():
     with pytest.raises(ValueError, match="epochs"):
         TrainConfig(epochs=0)
+    with pytest.raises(ValueError, match="precision must be one of auto, fp32, bf16, not 'fp16'"):
+        TrainConfig(precision="fp16")
