@@ -39,8 +39,8 @@ class Objective:
     * ``constrained``: latency / reference latency when accuracy >= baseline - threshold, else that plus
       ``penalty`` x log(1 + shortfall in points): smooth and monotone, so the GP sees a slope back to
       feasibility, and saturating, so a few hopeless trials do not flatten the GP's view of the feasible
-      region (a linear penalty reached random search's best in 2 of 5 seeds of benchmarks/bench_search.py,
-      this one in 4 of 5).
+      region (with skopt's GP on the objective, a linear penalty reached random search's best in 2 of 5
+      seeds of benchmarks/bench_search.py's per-stage proxy, this one in 4 of 5).
     * ``mnasnet``: minus MnasNet's reward ACC x (LAT / target)^w, w = -0.07 by default.
     * ``weighted``: (1 - ACC) x ``alpha`` + latency / reference x (1 - ``alpha``).
     """
