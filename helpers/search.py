@@ -215,7 +215,7 @@ def trial_row(trial_id: int, values: dict, outcome: dict | Exception, seconds: f
     return row
 
 
-def composite_proposals(opt, done: list[dict], names: list[str], objective: Objective, k: int, seed: int,
+def composite_proposals(space, done: list[dict], names: list[str], objective: Objective, k: int, seed: int,
                         candidates: int = 2000, samples: int = 64) -> list[list]:
     """``k`` points by expected improvement of the objective under two GPs, one per measured quantity.
 
@@ -234,14 +234,14 @@ def composite_proposals(opt, done: list[dict], names: list[str], objective: Obje
     """
     from skopt.utils import cook_estimator
 
-    space, rng = opt.space, np.random.RandomState(seed * 1_000_003 + len(done))
+    rng = np.random.RandomState(seed * 1_000_003 + len(done))
     ok = [t for t in done if t.get("status") == "ok"]
     slowest = max(t["latency_ms"] for t in ok)
-    X = [list(space.transform([[t["values"][n] for n in names]])[0]) for t in done]
+    X = space.transform([[t["values"][n] for n in names] for t in done]).tolist()
     acc = [t["accuracy"] if t.get("status") == "ok" else 0.0 for t in done]
     lat = [math.log(t["latency_ms"] if t.get("status") == "ok" else slowest) for t in done]
-    best = min(t["objective"] for t in ok)
-    incumbent = np.array(X[done.index(min(ok, key=lambda t: t["objective"]))])
+    objectives = [t["objective"] if t.get("status") == "ok" else np.inf for t in done]
+    best, incumbent = min(objectives), np.array(X[int(np.argmin(objectives))])
     points = []
     for _ in range(k):
         cand = np.vstack([space.transform(space.rvs(candidates, random_state=rng)),
@@ -255,7 +255,7 @@ def composite_proposals(opt, done: list[dict], names: list[str], objective: Obje
         ei = np.maximum(best - draws, 0).mean(0)
         i = int(np.argmax(ei)) if ei.max() > 0 else int(np.argmin(draws.mean(0)))
         points.append(space.inverse_transform(cand[i:i + 1])[0])
-        X.append(list(space.transform([points[-1]])[0]))
+        X.append(space.transform([points[-1]])[0].tolist())  # the point as proposed (integers, choices snapped)
         acc.append(float(ma[i]))
         lat.append(float(ml[i]))
     return points
@@ -307,7 +307,7 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
             pending = [p for p in grid if json.dumps([_plain(v) for v in p], default=str) not in tried]
             return pending[:k] if pending else [list(p) for p in opt.ask(n_points=k)]
         if method == "gp" and not skopt_gp and len(done) >= n_initial and any(t.get("status") == "ok" for t in done):
-            return composite_proposals(opt, done, names, objective, k, seed)
+            return composite_proposals(opt.space, done, names, objective, k, seed)
         return opt.ask(n_points=k, strategy="cl_min") if k > 1 else [opt.ask()]
 
     def record(trial_id: int, x: list, outcome: dict | Exception, seconds: float) -> dict:
