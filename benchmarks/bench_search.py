@@ -8,12 +8,13 @@ importance criterion. The constrained objective applies (accuracy bar = baseline
 * ``template``: the space 08 searches, read from 06's search_space.yaml (overall ratio, stage slope,
   importance criterion; per-stage ratios follow ``helpers.compress.pruning.slope_ratios``), or 06's
   candidate ranges when 06 has not run;
-* ``stages``: four free per-stage ratios in [0, 0.9], a harder space than the one searched.
+* ``stages``: four free per-stage ratios in [0, 0.9] with the LAMP criterion, a harder space than the one
+  searched.
 
 For each seed, random search runs at twice the budget; the script prints how many trials each method needs
 to reach random search's best, for the GP with the composite surrogate (the default: GPs of accuracy and
-latency) and with skopt's GP on the objective. Target (issue 5): the GP reaches it within half random
-search's budget.
+latency) and with skopt's GP on the objective, and in how many seeds the GP reached it at all. Target
+(issue 5): the GP's median is at most half random search's.
 
     .venv/bin/python benchmarks/bench_search.py [--budget 20] [--seeds 5] [--space template stages]
 """
@@ -52,29 +53,32 @@ def stage_latency() -> tuple[dict, float]:
     return {"layer1": 0.030, "layer2": 0.020, "layer3": 0.018, "layer4": 0.017}, 0.010
 
 
-def template_space() -> tuple[list[dict], str]:
-    """The structured-pruning free parameters of 06's search space (or 06's candidate ranges) and their source."""
+def template_space() -> tuple[list[dict], dict, str]:
+    """The structured-pruning step of 06's search space (or 06's candidate ranges): free parameters, fixed ones, source."""
     space_file = paths.run_dir("default") / "search_space.yaml"
     spec, source = TEMPLATE, "06's candidate ranges"
     if space_file.exists():
         spec = yaml.safe_load(space_file.read_text())
         spec.pop("screening", None)
         source = "06's search_space.yaml"
-    free = [f for f in CompressionPlan.from_dict(spec).free_parameters() if f["method"] == "structured"]
-    return free, source
+    plan = CompressionPlan.from_dict(spec)
+    step = next(i for i, st in enumerate(plan.steps) if st.method == "structured")
+    free = [f for f in plan.free_parameters() if f["step"] == step]
+    fixed = {k: v for k, v in plan.steps[step].params.items() if k not in plan.steps[step].free}
+    return free, fixed, source
 
 
 class Proxy:
-    def __init__(self, lat: dict, rest: float):
-        self.lat, self.rest = lat, rest
+    def __init__(self, lat: dict, rest: float, fixed: dict | None = None):
+        self.lat, self.rest, self.fixed = lat, rest, fixed or {}  # fixed: the step's parameters that are not searched
 
     def ratios(self, v: dict) -> tuple[dict, str]:
-        """Per-stage ratios and importance criterion of trial values from either space."""
-        get = {k.split(".")[-1]: val for k, val in v.items()}
+        """Per-stage ratios and importance criterion of trial values from either space (LAMP unless set)."""
+        get = {"importance": "lamp", **self.fixed, **{k.split(".")[-1]: val for k, val in v.items()}}
         if "ratio" not in get:
-            return {s: get[s] for s in STAGES}, "l1"
+            return {s: get[s] for s in STAGES}, get["importance"]
         tilted = slope_ratios({"stem": 0, **dict.fromkeys(STAGES)}, get["ratio"], get.get("stage_slope", 0.0))
-        return {s: tilted.get(s, get["ratio"]) for s in STAGES}, get.get("importance", "l1")
+        return {s: tilted.get(s, get["ratio"]) for s in STAGES}, get["importance"]
 
     def __call__(self, v: dict) -> dict:
         r, importance = self.ratios(v)
@@ -116,16 +120,15 @@ def main() -> None:
     parser.add_argument("--space", nargs="+", choices=["template", "stages"], default=["template", "stages"])
     args = parser.parse_args()
     lat, rest = stage_latency()
-    proxy = Proxy(lat, rest)
     obj = Objective("constrained", baseline_accuracy=0.92, threshold_points=1.0, reference_ms=rest + sum(lat.values()))
     table = "the O4 table" if (paths.run_dir("default") / "layer_latency.csv").exists() else "fixed shares"
     for space in args.space:
         if space == "template":
-            free, source = template_space()
+            free, fixed, source = template_space()
         else:
             free = [{"name": f"0.structured.stage_ratios.{s}", "kind": "float", "low": 0.0, "high": 0.9} for s in STAGES]
-            source = "four per-stage ratios in [0, 0.9]"
-        df = compare(proxy, free, obj, args.budget, args.seeds)
+            fixed, source = {}, "four per-stage ratios in [0, 0.9]"
+        df = compare(Proxy(lat, rest, fixed), free, obj, args.budget, args.seeds)
         print(f"\n== space '{space}' ({source}: {', '.join(f['name'].split('.')[-1] for f in free)}); latency from "
               f"{table}; GP budget {args.budget}, random budget {2 * args.budget}, {args.seeds} seeds")
         print(df.round(4).to_string(index=False))
@@ -135,8 +138,8 @@ def main() -> None:
             reached = df[f"{col}_trials"].notna()
             med = df[f"{col}_trials"].fillna(args.budget + 1).median()
             print(f"  {what}: {med:.1f}{'' if reached.all() else ' (not reached within budget counted as budget+1)'}, "
-                  f"ratio to random {med / med_rnd:.2f}; reached within {args.budget} trials in {reached.sum()}/{len(df)} "
-                  f"seeds (target, every seed within half random search's budget: {'met' if reached.all() else 'missed'})")
+                  f"ratio to random {med / med_rnd:.2f} (target <= 0.5: {'met' if med <= 0.5 * med_rnd else 'missed'}); "
+                  f"reached within {args.budget} trials in {reached.sum()}/{len(df)} seeds")
 
 
 if __name__ == "__main__":

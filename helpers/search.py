@@ -221,12 +221,12 @@ def composite_proposals(space, done: list[dict], names: list[str], objective: Ob
 
     The objective is a known function of two measurements that each vary smoothly with the parameters,
     but the constrained objective has a kink at the accuracy bar, which one GP on the scalar blurs: on
-    benchmarks/bench_search.py's proxy (20 seeds) skopt's GP on the objective reached random search's
-    40-trial best within 20 trials in 15/20 seeds. So, as in composite-function BO (Astudillo & Frazier,
+    benchmarks/bench_search.py's proxy of 08's space (20 seeds) skopt's GP on the objective reached random
+    search's 40-trial best within 20 trials in 9/20 seeds. So, as in composite-function BO (Astudillo & Frazier,
     ICML 2019), skopt's GP regressor (``cook_estimator("GP")``) models validation accuracy and log latency
     on skopt's normalised space, and the expected improvement over the best objective so far is estimated
     by drawing ``samples`` accuracy and latency values from the two posteriors at ``candidates`` random
-    points plus as many again around the incumbent; the same proxy then reached it in 20/20 seeds. skopt
+    points plus as many again around the incumbent; the same proxy then reached it in 19/20 seeds. skopt
     has no acquisition over several outputs and BoTorch, which has, would be a second BO stack beside
     skopt, hence this function. Failed trials count as zero accuracy at the slowest latency seen. A batch
     (``k`` > 1) is filled one point at a time, each chosen point added with its predicted means (the
