@@ -2,26 +2,27 @@
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
-DEB_PACKAGES := dataset-fashion-mnist fonts-urw-base35 fonts-texgyre fonts-noto-core fonts-dejavu-core \
-                fonts-liberation2 fonts-freefont-ttf
+# Fashion-MNIST, and every Debian package that a font of the pinned glyph list comes from
+FONT_LIST := helpers/data_files/glyph_fonts.csv
+DEB_PACKAGES := dataset-fashion-mnist $(shell tail -n +2 $(FONT_LIST) | cut -d, -f2 | sort -u)
 PROFILE ?= default
 
 .PHONY: setup system run smoke test lab bench clean
 
 setup: $(VENV)/.installed $(VENV)/.system
 
-# Re-installs only when pyproject.toml changes.
-$(VENV)/.installed: pyproject.toml
+# Re-installs only when pyproject.toml or the lock file changes; requirements.lock pins the whole environment.
+$(VENV)/.installed: pyproject.toml requirements.lock
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 	  { echo "error: $(VENV) is not Python 3.11; delete $(VENV) and install python3.11"; exit 1; }
-	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' 2>&1 | grep -v "is ignored: it is neither" || true
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]' -c requirements.lock 2>&1 | grep -v "is ignored: it is neither" || true
 	@$(PY) -c 'import helpers, torch, litert_torch, torch_pruning, skopt, papermill' || \
 	  { echo "error: the install into $(VENV) failed; see pip's output above"; exit 1; }
 	@touch $@
 
 # Debian packages for the offline datasets (Fashion-MNIST and the fonts behind `glyphs`).
-$(VENV)/.system:
+$(VENV)/.system: $(FONT_LIST)
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
 	  if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "Debian packages for the datasets: present"; \
 	  else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null \

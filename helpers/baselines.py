@@ -9,6 +9,7 @@ from helpers import paths
 from helpers.checkpoints import config_key, load_into, read_sidecar, save_checkpoint
 from helpers.data import load_dataset
 from helpers.models import build_model, count_macs_params
+from helpers.provenance import code_digest
 from helpers.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
 
 
@@ -28,7 +29,9 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
     config = {"model": model_name, "dataset": dataset, "num_classes": train_ds.num_classes,
               "in_channels": train_ds.in_channels, "width": width, "input_size": input_size,
               "train_subset": train_subset, "train": asdict(cfg)}
-    key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint})}"
+    # the code that shapes the weights is part of the key: a change to the model or training loop retrains
+    code = code_digest("models.py", "train.py")
+    key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint, 'code': code})}"
     path = paths.CHECKPOINTS / f"{key}.pt"
     if path.exists() and not retrain:
         load_into(model, path)
@@ -43,12 +46,15 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
 
 
 def summary_row(model, record: dict, test_ds=None) -> dict:
-    """One table row: architecture, dataset, width, parameters, MACs, validation (and test) accuracy in %."""
+    """One table row: architecture, dataset, width, parameters, MACs, validation (and test) accuracy in %.
+
+    With ``test_ds``, ``test_n`` is the number of test images (for the accuracy's interval).
+    """
     cfg = record["config"]
     macs, params = count_macs_params(model, cfg["input_size"], cfg["in_channels"])
     row = {"model": cfg["model"], "dataset": cfg["dataset"], "classes": cfg["num_classes"], "width": cfg["width"],
            "params_M": params / 1e6, "MMACs": macs / 1e6, "train_s": record["metrics"].get("train_seconds"),
            "val_acc_%": 100 * record["metrics"]["val_accuracy"]}
     if test_ds is not None:
-        row["test_acc_%"] = 100 * evaluate(model, test_ds)["accuracy"]
+        row["test_acc_%"], row["test_n"] = 100 * evaluate(model, test_ds)["accuracy"], len(test_ds)
     return row

@@ -17,6 +17,27 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from helpers import paths
+    from helpers.report import build_report, readme_section, write_readme
+
+    text = build_report(args.profile)
+    readme = paths.ROOT / "README.md"
+    if args.check:
+        if readme_section(readme) != text:
+            print(f"error: the results section of {readme} differs from the committed tables; run "
+                  "`python -m helpers report --write`", file=sys.stderr)
+            return 1
+        print("README results section matches the committed tables")
+        return 0
+    if args.write:
+        write_readme(readme, text)
+        print(f"wrote the results section of {readme}")
+        return 0
+    print(text, end="")
+    return 0
+
+
 def _print(obj, as_json: bool) -> None:
     if as_json:
         print(json.dumps(obj, indent=2, default=str))
@@ -88,7 +109,9 @@ def _cmd_compress(args) -> int:
     ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.train_subset),
                   val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
-    res = plan.apply(model, ctx, args.out, val_limit=args.val_limit)
+    from helpers.provenance import light_record
+
+    res = plan.apply(model, ctx, args.out, val_limit=args.val_limit, provenance={"run_record": light_record()})
     res.pop("model")
     if args.json:
         print(json.dumps(res, indent=2, default=str))
@@ -186,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the existing trial log")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_search)
+
+    p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
+                       description="Print the results section generated from the committed tables of a profile.")
+    p.add_argument("--profile", default="default", help="profile whose results/<profile>/ tables are reported")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--write", action="store_true", help="write it into README.md between the results markers")
+    g.add_argument("--check", action="store_true", help="exit 1 if README.md's results section differs")
+    p.set_defaults(func=_cmd_report)
     return parser
 
 

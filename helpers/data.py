@@ -32,13 +32,15 @@ class ArrayDataset(Dataset):
     """Images as a float tensor (N, C, H, W) scaled to [-1, 1], integer targets and class names.
 
     ``fingerprint`` identifies the exact samples (source data, split and transforms), so checkpoints
-    record which data they were trained on.
+    record which data they were trained on. ``groups`` (int tensor, or None) names each sample's design
+    group for data split by group (glyphs: the typeface design), indexing ``group_names``.
     """
 
     def __init__(self, images: torch.Tensor, targets: torch.Tensor, classes: list[str], name: str, split: str,
-                 fingerprint: str):
+                 fingerprint: str, groups: torch.Tensor | None = None, group_names: list[str] | None = None):
         self.images, self.targets, self.classes = images, targets, list(classes)
         self.name, self.split, self.fingerprint = name, split, fingerprint
+        self.groups, self.group_names = groups, list(group_names or [])
 
     def __len__(self) -> int:
         return len(self.targets)
@@ -55,12 +57,18 @@ class ArrayDataset(Dataset):
         return int(self.images.shape[1])
 
     def subset(self, n: int | None, seed: int = 0) -> "ArrayDataset":
-        """A seeded random subset of ``n`` samples (all of them when ``n`` is None or too large)."""
+        """A seeded random subset of ``n`` samples (all of them when ``n`` is None or too large).
+
+        Raises ValueError when ``n`` is not a positive whole number.
+        """
         if n is None or n >= len(self):
             return self
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"a subset size must be a positive whole number or None (all samples), not {n!r}")
         idx = torch.from_numpy(np.random.default_rng(seed).permutation(len(self))[:n])
         return ArrayDataset(self.images[idx], self.targets[idx], self.classes, self.name, self.split,
-                            f"{self.fingerprint}-n{n}-s{seed}")
+                            f"{self.fingerprint}-n{n}-s{seed}", None if self.groups is None else self.groups[idx],
+                            self.group_names)
 
 
 @dataclass(frozen=True)
@@ -69,6 +77,8 @@ class _Raw:
     labels: np.ndarray
     classes: list[str]
     fingerprint: str
+    groups: np.ndarray | None = None
+    group_names: tuple = ()
 
 
 def _read_idx(path: Path) -> np.ndarray:
@@ -101,10 +111,10 @@ def _load_raw(name: str, official_split: str, root: Path) -> _Raw:
         d = _fashion_dir(root)
         img_file, lab_file = FASHION_FILES[official_split]
         images, labels = _read_idx(d / img_file), _read_idx(d / lab_file).astype(np.int64)
-        return _Raw(images, labels, FASHION_CLASSES, hashlib.sha256(images[:2000].tobytes()).hexdigest()[:12])
+        return _Raw(images, labels, FASHION_CLASSES, content_fingerprint(images, labels))
     if name in ("cifar10", "cifar100"):
         images, labels, classes = _read_cifar(name, official_split, root)
-        return _Raw(images, labels, classes, hashlib.sha256(images[:500].tobytes()).hexdigest()[:12])
+        return _Raw(images, labels, classes, content_fingerprint(images, labels))
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
 
 
@@ -142,6 +152,13 @@ def _read_cifar(name: str, official_split: str, root: Path):
         raise DatasetUnavailable(f"{name} files in {base} are incomplete or corrupt ({exc}); delete {base} and "
                                  "download again") from None
     return np.concatenate(images), np.asarray(labels, np.int64), classes
+
+
+def content_fingerprint(images: np.ndarray, labels: np.ndarray) -> str:
+    """Hash of every image and every label (not a sample of them): two machines agree iff the data does."""
+    h = hashlib.sha256(np.ascontiguousarray(images).tobytes())
+    h.update(np.ascontiguousarray(labels).astype(np.int64).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _split_indices(n: int, split: str, seed: int) -> np.ndarray:
@@ -184,7 +201,8 @@ def load_dataset(name: str, split: str, input_size: int = 32, channels: int | No
 
         g = render_glyphs(root / "glyphs")
         mask = g["split"] == SPLITS.index(split)
-        raw = _Raw(g["images"][mask], g["labels"][mask], g["classes"], g["fingerprint"])
+        raw = _Raw(g["images"][mask], g["labels"][mask], g["classes"], g["fingerprint"], g["group"][mask],
+                   tuple(g["designs"]))
     else:
         raw = _load_raw(name, "test" if split == "test" else "train", root)
         if split != "test":
@@ -194,7 +212,38 @@ def load_dataset(name: str, split: str, input_size: int = 32, channels: int | No
     channels = channels or native
     x = _to_tensor(raw.images, int(input_size), channels)
     fp = f"{name}-{split}-{raw.fingerprint}-s{seed}-{input_size}px-{channels}ch"
-    return ArrayDataset(x, torch.from_numpy(raw.labels), raw.classes, name, split, fp)
+    groups = None if raw.groups is None else torch.from_numpy(raw.groups.astype(np.int64))
+    return ArrayDataset(x, torch.from_numpy(raw.labels), raw.classes, name, split, fp, groups, list(raw.group_names))
+
+
+def dataset_fingerprints(names: tuple = ("fashion_mnist", "glyphs"), root: str | Path | None = None) -> dict:
+    """Content fingerprints of the named datasets as present offline (None where one is not available).
+
+    Fashion-MNIST and CIFAR: every image and label of the official train and test files; glyphs: the
+    rendered set (images, labels, splits, design groups), rendering it if it is not cached. Never downloads.
+    """
+    root = Path(root) if root is not None else paths.DATA
+    out = {}
+    for name in names:
+        try:
+            if name == "glyphs":
+                from helpers.glyphs import render_glyphs
+
+                out[name] = render_glyphs(root / "glyphs")["fingerprint"]
+            elif name == "fashion_mnist":
+                d = next((d for d in (root / "fashion_mnist", root / "FashionMNIST" / "raw", paths.SYSTEM_FASHION_MNIST)
+                          if all((d / f).exists() for pair in FASHION_FILES.values() for f in pair)), None)
+                out[name] = None if d is None else hashlib.sha256("".join(
+                    content_fingerprint(_read_idx(d / i), _read_idx(d / lab)) for i, lab in FASHION_FILES.values()
+                ).encode()).hexdigest()[:16]
+            elif (root / CIFAR[name][0]).exists():
+                out[name] = hashlib.sha256("".join(content_fingerprint(*_read_cifar(name, s, root)[:2])
+                                                   for s in ("train", "test")).encode()).hexdigest()[:16]
+            else:
+                out[name] = None
+        except (FileNotFoundError, OSError):
+            out[name] = None
+    return out
 
 
 def batches(ds: ArrayDataset, batch_size: int, shuffle: bool = False, seed: int = 0, augment: bool = False):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -15,12 +14,26 @@ from helpers.compress.plan import CompressionPlan
 from helpers.data import load_dataset
 
 
-def context(dataset: str, train_subset: int | None, val_subset: int | None, seed: int = 0) -> Context:
-    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
+def context(dataset: str, train_subset: int | None, val_subset: int | None, seed: int = 0,
+            reference: tuple | None = None) -> Context:
+    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split.
+
+    ``reference`` is (artifact path, its latency in ms), normally :func:`plain_int8_reference`: every plan is
+    then timed against it in alternating blocks and its latency reported as ratio x that latency.
+    """
     train = load_dataset(dataset, "train").subset(train_subset, seed=seed)
     val = load_dataset(dataset, "val").subset(val_subset, seed=seed)
     return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
-                   seed=seed)
+                   seed=seed, latency_reference=reference)
+
+
+def plain_int8_reference(model, record: dict, threads: int = 1) -> tuple[Path, float]:
+    """The baseline's canonical plain int8 artifact (``artifacts.plain_int8``) and its latency (ms), measured once."""
+    from helpers.artifacts import plain_int8
+    from helpers.latency import measure_tflite
+
+    path = plain_int8(model, record)
+    return path, measure_tflite(path, threads).median_ms
 
 
 def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
@@ -29,9 +42,14 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
 
     Artifacts and the per-plan record land in runs/<profile>/plans/<checkpoint>/<plan hash>/.
     """
+    from helpers.provenance import code_digest, current_record
+
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
-    out = paths.run_dir(profile) / "plans" / Path(record["path"]).stem / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}")
-    res = plan.apply(model, ctx, out, threads=threads)
+    # the folder carries a hash of the code that makes the artifact, so a code change never reuses a stale one
+    code = code_digest("compress", "export.py", "data.py", "train.py")
+    out = (paths.run_dir(profile) / "plans" / Path(record["path"]).stem
+           / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
+    res = plan.apply(model, ctx, out, threads=threads, provenance={"run_record": current_record(profile)["id"]})
     checks = [c for s in res["steps"] for c in s["checks"]]
     return {"label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
             "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],
@@ -40,6 +58,8 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
             "checks_pass": sum(c["status"] == "pass" for c in checks),
             "checks_fail": sum(c["status"] == "fail" for c in checks),
             "checks_not_visible": sum(c["status"] == "not visible" for c in checks),
+            "ratio_to_reference": res["latency"].get("ratio_to_reference"), "run_record": res.get("run_record"),
+            "val_n": res["val_n"], "val_correct": res["val_correct"],
             "seconds": sum(s["seconds"] for s in res["steps"]) + res["export_seconds"], "artifact": res["artifact"],
             "steps": res["steps"]}
 
@@ -74,7 +94,8 @@ def per_dataset(name: str, value, datasets) -> dict:
     return value
 
 
-def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = (), min_gain: float = 0.5) -> pd.DataFrame:
+def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = (), min_gain: float = 0.5,
+                     noise: float = 0.0) -> pd.DataFrame:
     """Which swept parameters earn a place in the search, judged against the ``lever``'s own trade-off.
 
     ``sens`` has one row per plan with ``parameter`` ('(default)' for the default plan), ``latency_ms`` and
@@ -82,7 +103,9 @@ def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = 
     through the default plan and the lever's sweep (accuracy interpolated over latency). A value that only
     buys accuracy with latency at the lever's rate or worse adds nothing the lever cannot do, so a parameter
     is optimised when one of its values lies more than ``min_gain`` points above that curve (more accurate
-    at equal latency, or faster at equal accuracy); otherwise it stays at the default plan's value. Returns,
+    at equal latency, or faster at equal accuracy) AND more than ``noise`` points (the 95% half-width of an
+    accuracy difference on the validation subset, ``stats.difference_noise``): a height inside the noise is
+    "not distinguishable" and the parameter stays at the default plan's value. Returns,
     per parameter (not the lever, not ``exclude``): the largest latency change (%) and accuracy change
     (points) against the default plan, the greatest height above the curve (points) and ``optimise``.
     """
@@ -97,7 +120,10 @@ def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = 
         heights = above[d.index]
         rows.append({"parameter": name, "latency_change_%": float((100 * (d.latency_ms / ref.latency_ms - 1)).abs().max()),
                      "acc_change": float((d["val_acc_%"] - ref["val_acc_%"]).abs().max()),
-                     "above_curve": float(heights.max()), "optimise": bool(heights.max() > min_gain)})
+                     "above_curve": float(heights.max()), "noise": float(noise),
+                     "optimise": bool(heights.max() > max(min_gain, noise)),
+                     "verdict": ("optimise" if heights.max() > max(min_gain, noise) else
+                                 "not distinguishable" if heights.max() > min_gain else "no gain")})
     return pd.DataFrame(rows).set_index("parameter")
 
 
@@ -123,27 +149,30 @@ class PlanTrial:
         self.outcomes[key] = {"accuracy": row["val_acc_%"] / 100, "latency_ms": row["latency_ms"],
                               "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
                               "full_integer": row["full_integer"], "checks_fail": row["checks_fail"],
-                              "artifact": row["artifact"]}
+                              "artifact": row["artifact"], "val_n": row["val_n"], "run_record": row["run_record"]}
         return dict(self.outcomes[key])
 
 
 def reference_point(model, record: dict, ctx: Context, profile: str, threads: int = 1) -> dict:
-    """The plain int8 artifact (reference latency) and the fp32 baseline's validation accuracy (the bar).
+    """The canonical plain int8 artifact (reference latency) and the fp32 baseline's validation accuracy (the bar).
 
-    The fp32 artifact is timed against the int8 one (``Context.latency_reference``), so its latency is the
-    int8 latency times a ratio that a slow phase of the machine does not move; pass the returned
-    ``latency_reference`` on to the trials' context to time them the same way.
+    The int8 artifact is ``artifacts.plain_int8`` (the same file 04 reports). The fp32 artifact is timed
+    against it in alternating blocks, so its latency is the int8 latency times a ratio that a slow phase of
+    the machine does not move; pass the returned ``latency_reference`` on to the trials' context to time
+    them the same way.
     """
+    from helpers.artifacts import deploy
+    from helpers.latency import measure_tflite_paired
+    from helpers.runtime import evaluate_tflite
     from helpers.train import evaluate
 
-    int8 = plan_row({"name": "int8", "steps": [{"method": "ptq", "calibration": 64}]}, model, record,
-                    replace(ctx, latency_reference=None), profile, threads=threads)
-    pair = (int8["artifact"], int8["latency_ms"])
-    fp32 = plan_row({"name": "fp32", "steps": [{"method": "finetune", "epochs": 0}], "export": {"mode": "fp32"}},
-                    model, record, replace(ctx, latency_reference=pair), profile, threads=threads)
-    return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": int8["latency_ms"],
-            "int8_val_accuracy": int8["val_acc_%"] / 100, "fp32_latency_ms": fp32["latency_ms"],
-            "int8_artifact": int8["artifact"], "fp32_artifact": fp32["artifact"], "latency_reference": pair}
+    pair = plain_int8_reference(model, record, threads)
+    fp32 = deploy(model, record, "fp32")
+    ratio = measure_tflite_paired(fp32, pair[0], threads).ratio
+    return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": pair[1],
+            "int8_val_accuracy": evaluate_tflite(pair[0], ctx.val_ds, None, threads)["accuracy"],
+            "fp32_latency_ms": ratio * pair[1], "int8_artifact": str(pair[0]), "fp32_artifact": str(fp32),
+            "latency_reference": (str(pair[0]), pair[1])}
 
 
 def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPlan:
@@ -153,3 +182,21 @@ def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPla
         if step["method"] == "finetune":
             step["epochs"] = epochs
     return CompressionPlan.from_dict(d)
+
+
+def composition_verdict(speedup: float, acc_change: float, parts_speedup: float, parts_acc: float,
+                        speed_noise: float, acc_noise: float, speed_tolerance: float = 0.15) -> str:
+    """Whether a composition adds up, judged only on differences larger than their noise.
+
+    ``parts_speedup`` is the product of the parts' speed-ups and ``parts_acc`` the sum of their accuracy
+    changes (points). The composition interferes when its speed-up falls short of the parts' by more than
+    ``speed_tolerance`` (relative) plus ``speed_noise`` (relative spread of the measurement), or its accuracy
+    falls short by more than ``acc_noise`` points (the 95% half-width of an accuracy difference). Returns
+    'adds up', 'interferes (speed)', 'interferes (accuracy)' or 'interferes (speed, accuracy)'.
+    """
+    bad = []
+    if speedup < parts_speedup * (1 - speed_tolerance - speed_noise):
+        bad.append("speed")
+    if acc_change < parts_acc - acc_noise:
+        bad.append("accuracy")
+    return f"interferes ({', '.join(bad)})" if bad else "adds up"

@@ -1,6 +1,6 @@
-"""Render the ``glyphs`` dataset: 47 EMNIST-Balanced character classes drawn from installed fonts.
+"""Render the ``glyphs`` dataset: 47 EMNIST-Balanced character classes drawn from a pinned list of fonts.
 
-Written by hand because no maintained package renders a font-split character set offline.
+Written by hand because no maintained package renders a design-split character set offline.
 Decisions (documented in the README):
 
 * Classes follow EMNIST-Balanced: digits, 26 upper-case letters and the 11 lower-case letters
@@ -8,19 +8,24 @@ Decisions (documented in the README):
   letters (c i j k l m o p s u v w x y z) are merged into their capital, as EMNIST does, because
   at a fixed size a font's ``o`` and ``O`` differ only by scale.
 * Every glyph of a font is drawn at one size on one baseline, so case keeps its height difference.
-* Fonts are grouped into design families (normalised family name, then near-identical renders
-  merged) and whole families are assigned to train, validation or test: the test set holds only
-  typefaces never seen in training.
-* Symbol, math, dingbat and fallback fonts, and any font missing one of the 62 characters, are
-  skipped.
+* **The data set is a pinned list**: ``data_files/glyph_fonts.csv`` names every font file (path, Debian
+  package, family, design). Fonts outside the list are ignored, so two machines with the same packages
+  render the same set; a listed file that is missing stops with one sentence naming its package.
+* **Splits are by design**, not by file: ``data_files/glyph_designs.yaml`` maps each design to the
+  family names that are that design (metric and outline clones, every weight and slant of a
+  superfamily). As a second net, designs whose clean renders lie closer than a threshold measured on the
+  data (the distance at which known clones of one design sit from each other) are merged before the
+  split; the threshold and any merges are reported in the font table.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import re
 import string
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -31,38 +36,128 @@ CHARACTERS = string.digits + string.ascii_uppercase + string.ascii_lowercase
 MERGED_LOWER = set("cijklmopsuvwxyz")
 CLASSES = list(string.digits + string.ascii_uppercase) + [c for c in string.ascii_lowercase if c not in MERGED_LOWER]
 CHAR_TO_CLASS = {c: CLASSES.index(c.upper() if c in MERGED_LOWER else c) for c in CHARACTERS}
-FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path("/usr/share/texmf/fonts/opentype")]
-SKIP_PATTERN = re.compile(r"symbol|math|dingbat|d050000l|emoji|music|fallback|lastresort|ornament|z003|chorus|nushu|cmex|cmsy|cmmi", re.I)
-STYLE_WORDS = re.compile(
-    r"\b(bold|italic|oblique|regular|book|light|thin|medium|semi|demi|extra|ultra|black|heavy|"
-    r"condensed|narrow|expanded|display|text|caption|mono|ui|lgc|semibold|semicondensed)\b", re.I)
-RENDER_VERSION = 3
+DATA_FILES = Path(__file__).resolve().parent / "data_files"
+DESIGNS_FILE = DATA_FILES / "glyph_designs.yaml"
+FONT_LIST = DATA_FILES / "glyph_fonts.csv"
+FONT_DIRS = [Path("/usr/share/fonts"), Path("/usr/local/share/fonts")]
+RENDER_VERSION = 4
+FONTS_PER_DESIGN = 4  # at most this many files per design: keeps the set near 75k images on a 2-core CPU
+FRACTIONS = (0.6, 0.2, 0.2)  # share of designs in train / validation / test (43 designs: 26 / 9 / 8)
+STYLE_ORDER = (0, 0, 2, 1)  # regular, regular (a second family), italic, bold: see select_fonts
+CLONE_QUANTILE = 0.25  # the pixel net merges designs closer than this quantile of same-style sibling distances
 
 
-def font_files() -> list[Path]:
-    """Candidate font files: system font folders, then matplotlib's bundled TrueType fonts."""
-    import matplotlib
+def load_designs() -> dict[str, list[str]]:
+    """The design map: design -> font family names that are that design (``glyph_designs.yaml``)."""
+    import yaml
 
-    dirs = FONT_DIRS + [Path(matplotlib.get_data_path()) / "fonts" / "ttf"]
-    files = {p.resolve() for d in dirs if d.exists() for p in d.rglob("*") if p.suffix.lower() in {".ttf", ".otf"}}
-    return sorted(p for p in files if not SKIP_PATTERN.search(p.name))
+    return yaml.safe_load(DESIGNS_FILE.read_text())
 
 
-def font_family(path: Path) -> str | None:
-    """Normalised design family of a font, or None when it is unusable (missing characters, symbols)."""
+def listed_fonts(check: bool = True) -> list[dict]:
+    """The pinned font list (rows of design, package, family, path); ``check`` verifies every file exists.
+
+    Raises FileNotFoundError naming the first missing file and the Debian package that provides it.
+    """
+    with open(FONT_LIST, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    if check:
+        missing = [r for r in rows if not Path(r["path"]).exists()]
+        if missing:
+            pkgs = sorted({r["package"] for r in missing})
+            raise FileNotFoundError(
+                f"glyph font {missing[0]['path']} is missing ({len(missing)} listed fonts in all); install the Debian "
+                f"package(s) {' '.join(pkgs)} (apt-get install {' '.join(pkgs)}; make setup does this as root)")
+    return rows
+
+
+def list_digest() -> str:
+    """Hash of the design map and the font list: part of the render cache key."""
+    return hashlib.sha256(DESIGNS_FILE.read_bytes() + FONT_LIST.read_bytes()).hexdigest()[:12]
+
+
+def _style_bucket(style: str) -> int:
+    """0 regular, 1 bold, 2 italic, 3 bold italic, 4 anything else (light, condensed, ...)."""
+    s = style.lower()
+    bold, italic = bool(re.search(r"bold|black|heavy", s)), bool(re.search(r"italic|oblique|slant", s))
+    if re.search(r"light|thin|cond|narrow|medium|demi|semi|extra", s) and not (bold or italic):
+        return 4
+    return {(False, False): 0, (True, False): 1, (False, True): 2, (True, True): 3}[(bold, italic)]
+
+
+def survey_installed(designs: dict[str, list[str]] | None = None) -> list[dict]:
+    """Installed font files whose family is in the design map and that cover all 62 characters.
+
+    Used only to (re)write the pinned list with :func:`write_font_list`; rendering reads the list.
+    """
     from fontTools.ttLib import TTFont
 
-    try:
-        font = TTFont(path, lazy=True, fontNumber=0)
-        cmap = font.getBestCmap() or {}
-        names = font["name"]
-        family = names.getDebugName(16) or names.getDebugName(1) or path.stem
-    except Exception:  # unreadable font files are skipped, not fatal
-        return None
-    if not all(ord(c) in cmap for c in CHARACTERS) or SKIP_PATTERN.search(family):
-        return None
-    family = re.sub(r"\s+", " ", STYLE_WORDS.sub(" ", family)).strip().lower()
-    return family or path.stem.lower()
+    design_of = {fam: d for d, fams in (designs or load_designs()).items() for fam in fams}
+    rows = []
+    for path in sorted({p.resolve() for d in FONT_DIRS if d.exists() for p in d.rglob("*")
+                        if p.suffix.lower() in {".ttf", ".otf"}}):
+        try:
+            font = TTFont(path, lazy=True, fontNumber=0)
+            cmap = font.getBestCmap() or {}
+            names = font["name"]
+            family = names.getDebugName(16) or names.getDebugName(1)
+            style = names.getDebugName(17) or names.getDebugName(2) or ""
+        except Exception:  # unreadable font files are not candidates
+            continue
+        if family not in design_of or not all(ord(c) in cmap for c in CHARACTERS):
+            continue
+        pkg = subprocess.run(["dpkg", "-S", str(path)], capture_output=True, text=True).stdout.split(":")[0]
+        rows.append({"design": design_of[family], "package": pkg, "family": family, "style": style, "path": str(path)})
+    return rows
+
+
+def select_fonts(candidates: list[dict], per_design: int = FONTS_PER_DESIGN) -> list[dict]:
+    """Up to ``per_design`` files per design: round-robin over its families, the k-th pick preferring STYLE_ORDER[k].
+
+    So a clone group contributes two vendors' regular styles (whose distance calibrates the pixel net)
+    and the further picks vary in weight and slant.
+    """
+    chosen = []
+    for design in sorted({c["design"] for c in candidates}):
+        by_family: dict[str, list[dict]] = {}
+        for c in sorted((c for c in candidates if c["design"] == design), key=lambda c: c["path"]):
+            by_family.setdefault(c["family"], []).append(c)
+        picks, k = [], 0
+        while len(picks) < per_design and any(by_family.values()):
+            for fam in sorted(by_family):
+                if not by_family[fam] or len(picks) >= per_design:
+                    continue
+                target = STYLE_ORDER[k % len(STYLE_ORDER)]
+                pool = by_family[fam]
+                best = min(pool, key=lambda c: (abs(_style_bucket(c["style"]) - target), c["path"]))
+                pool.remove(best)
+                picks.append(best)
+                k += 1
+        chosen += picks
+    return chosen
+
+
+def write_font_list(per_design: int = FONTS_PER_DESIGN) -> Path:
+    """Re-write ``glyph_fonts.csv`` from the installed fonts (a maintainer's step; bump RENDER_VERSION)."""
+    rows = select_fonts(survey_installed(), per_design)
+    with atomic_path(FONT_LIST) as tmp, open(tmp, "w", newline="") as fh:
+        writer = csv.DictWriter(fh, ["design", "package", "family", "style", "path"])
+        writer.writeheader()
+        writer.writerows(rows)
+    return FONT_LIST
+
+
+def assign_splits(designs: list[str], seed: int = 0, fractions: tuple = FRACTIONS) -> dict[str, int]:
+    """Design -> split (0 train, 1 validation, 2 test): a seeded permutation of the sorted designs.
+
+    Validation and test each get at least one design; the rest go to train.
+    """
+    unique = sorted(set(designs))
+    order = np.random.default_rng(seed).permutation(len(unique))
+    n_train = int(round(fractions[0] * len(unique)))
+    n_val = max(1, int(round(fractions[1] * len(unique))))
+    n_train = min(n_train, len(unique) - n_val - 1)
+    return {unique[j]: (0 if k < n_train else 1 if k < n_train + n_val else 2) for k, j in enumerate(order)}
 
 
 def _render_font(path: Path, size: int, variants: int, rng: np.random.Generator) -> np.ndarray:
@@ -98,83 +193,91 @@ def _render_font(path: Path, size: int, variants: int, rng: np.random.Generator)
     return out
 
 
-def _merge_near_duplicates(families: list[str], thumbs: np.ndarray, tol: float = 0.015) -> list[str]:
-    """Give fonts whose clean renders are near-identical one family.
+def pixel_merges(designs: list[str], families: list[str], styles: list[str], thumbs: np.ndarray,
+                 quantile: float = CLONE_QUANTILE) -> dict:
+    """The pixel net: which designs render so alike that they must share a split.
 
-    Metric clones share a design under another name (TeX Gyre Termes, FreeSerif and STIX are Times;
-    TeX Gyre Heros and FreeSans are Helvetica): their mean absolute pixel difference is below 0.014,
-    while distinct designs measured here differ by more than 0.02.
+    ``thumbs`` (fonts, ...) are clean renders. Siblings are fonts of one design, of different families but
+    the same style bucket (Arimo and FreeSans regular, Noto Sans and Noto Sans Display regular); their
+    distances (mean absolute pixel difference, 0-1) say how far apart two versions of one design render,
+    and the threshold is their ``quantile`` (measured here: siblings lie 0.0-0.08 apart, while distinct
+    designs start at about 0.016, so a low quantile keeps the net to near-copies). Any two fonts of
+    different designs closer than that threshold merge their designs. Returns ``threshold``,
+    ``clone_distances`` (count, median of the sibling distances), ``nearest_other_design`` (the closest cross-design pair and its
+    distance) and ``groups``: design -> the name of its merged group.
     """
-    parent = list(range(len(families)))
+    flat = thumbs.reshape(len(designs), -1).astype(np.float32) / 255
+    dist = np.abs(flat[:, None, :] - flat[None, :, :]).mean(-1)
+    d, f = np.asarray(designs), np.asarray(families)
+    b = np.asarray([_style_bucket(s) for s in styles])
+    same_design, same_family = d[:, None] == d[None, :], f[:, None] == f[None, :]
+    sibling = np.triu(same_design & ~same_family & (b[:, None] == b[None, :]), 1)
+    clone = dist[sibling]
+    threshold = float(np.quantile(clone, quantile)) if len(clone) else 0.0
+    parent = {x: x for x in sorted(set(designs))}
 
-    def find(i: int) -> int:
-        while parent[i] != i:
-            parent[i] = parent[parent[i]]
-            i = parent[i]
-        return i
+    def find(x):
+        while parent[x] != x:
+            x = parent[x]
+        return x
 
-    by_name: dict[str, int] = {}
-    for i, fam in enumerate(families):
-        parent[find(i)] = find(by_name.setdefault(fam, i))
-    flat = thumbs.reshape(len(families), -1).astype(np.float32) / 255
-    for i in range(len(families)):
-        diffs = np.abs(flat[i + 1:] - flat[i]).mean(axis=1)
-        for j in np.nonzero(diffs < tol)[0]:
-            parent[find(i + 1 + j)] = find(i)
-    return [families[find(i)] for i in range(len(families))]
+    cross = np.where(~same_design, dist, np.inf)
+    merges = []
+    for i, j in zip(*np.nonzero(np.triu(cross < threshold, 1))):
+        a, b = find(designs[i]), find(designs[j])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+            merges.append([designs[i], designs[j], round(float(dist[i, j]), 4)])
+    i, j = np.unravel_index(np.argmin(cross), cross.shape)
+    return {"threshold": round(threshold, 4), "clone_distances": {"count": int(len(clone)),
+                                                                   "median": round(float(np.median(clone)), 4) if len(clone) else None},
+            "nearest_other_design": [designs[i], designs[j], round(float(dist[i, j]), 4)], "merges": merges,
+            "groups": {x: find(x) for x in parent}}
 
 
 def render_glyphs(cache_dir: Path, size: int = 32, variants: int = 8, seed: int = 0,
-                  fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)) -> dict:
-    """Render (or load from ``cache_dir``) the glyph set; returns arrays and the font table.
+                  fractions: tuple[float, float, float] = FRACTIONS) -> dict:
+    """Render (or load from ``cache_dir``) the glyph set from the pinned font list; returns arrays and the font table.
 
     Returns a dict with ``images`` uint8 (N, size, size), ``labels`` int64 (N,), ``split`` uint8 (N,)
-    (0 train, 1 validation, 2 test), ``fonts`` (list of dicts: file, family, split) and ``fingerprint``.
-    Raises FileNotFoundError when too few usable fonts are installed.
+    (0 train, 1 validation, 2 test), ``group`` int16 (N,) (index into ``designs``), ``fonts`` (list of
+    dicts: file, package, family, design, group, split), ``designs`` (split groups in index order),
+    ``pixel_net`` (see :func:`pixel_merges`) and ``fingerprint`` (all images, labels, splits and groups).
+    Raises FileNotFoundError naming the Debian package of a listed font that is missing.
     """
-    key = f"glyphs_v{RENDER_VERSION}_s{size}_n{variants}_seed{seed}"
+    key = f"glyphs_v{RENDER_VERSION}_{list_digest()}_s{size}_n{variants}_seed{seed}"
     npz, meta = cache_dir / f"{key}.npz", cache_dir / f"{key}.json"
     if npz.exists() and meta.exists():
         with np.load(npz) as z:
             arrays = {k: z[k] for k in z.files}
         return {**arrays, **json.loads(meta.read_text())}
 
-    usable = [(p, fam) for p in font_files() if (fam := font_family(p))]
-    if len(usable) < 6:
-        raise FileNotFoundError(
-            f"only {len(usable)} usable fonts found; install the Debian packages fonts-urw-base35 fonts-texgyre "
-            "fonts-noto-core fonts-dejavu-core fonts-liberation2 fonts-freefont-ttf (make setup does this as root)")
+    fonts = listed_fonts()
     rng = np.random.default_rng(seed)
     from tqdm.auto import tqdm
 
-    rendered, kept = [], []
-    for path, fam in tqdm(usable, desc="rendering fonts", leave=False):
-        try:
-            rendered.append(_render_font(path, size, variants, rng))
-            kept.append((path, fam))
-        except OSError:
-            continue
-    stack = np.stack(rendered)  # fonts, chars, variants, H, W
-    _, first = np.unique(stack[:, :, 0].reshape(len(kept), -1), axis=0, return_index=True)
-    keep = np.sort(first)  # the same file installed twice (system and matplotlib copies) counts once
-    stack, kept = stack[keep], [kept[i] for i in keep]
-    families = _merge_near_duplicates([f for _, f in kept], stack[:, :, 0, ::2, ::2])
-    unique = sorted(set(families))
-    order = np.random.default_rng(seed).permutation(len(unique))
-    n_train = int(round(fractions[0] * len(unique)))
-    n_val = max(1, int(round(fractions[1] * len(unique))))
-    family_split = {unique[j]: (0 if k < n_train else 1 if k < n_train + n_val else 2) for k, j in enumerate(order)}
-    font_split = np.array([family_split[f] for f in families], np.uint8)
+    stack = np.stack([_render_font(Path(f["path"]), size, variants, rng)
+                      for f in tqdm(fonts, desc="rendering fonts", leave=False)])  # fonts, chars, variants, H, W
+    net = pixel_merges([f["design"] for f in fonts], [f["family"] for f in fonts], [f["style"] for f in fonts],
+                       stack[:, :, 0, ::2, ::2])
+    groups = [net["groups"][f["design"]] for f in fonts]
+    group_split = assign_splits(groups, seed, fractions)
+    names = sorted(group_split)
+    font_split = np.array([group_split[g] for g in groups], np.uint8)
+    font_group = np.array([names.index(g) for g in groups], np.int16)
 
     n_fonts, n_chars = stack.shape[:2]
     images = stack.reshape(-1, size, size)
     labels = np.repeat(np.tile([CHAR_TO_CLASS[c] for c in CHARACTERS], n_fonts), variants).astype(np.int64)
     split = np.repeat(font_split, n_chars * variants)
-    fingerprint = hashlib.sha256(images.tobytes() + labels.tobytes() + split.tobytes()).hexdigest()[:16]
-    info = {"fonts": [{"file": str(p), "family": f, "split": int(s)} for (p, _), f, s in zip(kept, families, font_split)],
-            "fingerprint": fingerprint, "classes": CLASSES}
+    group = np.repeat(font_group, n_chars * variants)
+    fingerprint = hashlib.sha256(images.tobytes() + labels.tobytes() + split.tobytes() + group.tobytes()).hexdigest()[:16]
+    info = {"fonts": [{"file": f["path"], "package": f["package"], "family": f["family"], "design": f["design"],
+                       "group": g, "split": int(s)} for f, g, s in zip(fonts, groups, font_split)],
+            "designs": names, "pixel_net": net, "fingerprint": fingerprint, "classes": CLASSES,
+            "font_list": list_digest()}
     with atomic_path(npz) as tmp:
         with open(tmp, "wb") as fh:
-            np.savez_compressed(fh, images=images, labels=labels, split=split)
+            np.savez_compressed(fh, images=images, labels=labels, split=split, group=group)
     write_json(meta, info)
-    return {"images": images, "labels": labels, "split": split, **info}
+    return {"images": images, "labels": labels, "split": split, "group": group, **info}

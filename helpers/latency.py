@@ -10,6 +10,7 @@ import math
 import os
 import platform
 import time
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -184,18 +185,32 @@ def measure_tflite_paired(path: str | Path, reference_path: str | Path, threads:
     return time_paired(_invoker(path, threads, seed, None), _invoker(reference_path, threads, seed, None), **kwargs)
 
 
-def measure_torch(model: torch.nn.Module, input_size: int = 32, in_channels: int = 3, threads: int = 1,
-                  seed: int = 0, **kwargs) -> LatencyResult:
-    """Latency of PyTorch eager fp32 inference of one image on the CPU (the reference backend)."""
+@contextmanager
+def _torch_call(model: torch.nn.Module, input_size: int, in_channels: int, threads: int, seed: int):
+    """Yield a no-argument call of ``model`` on one seeded image, with ``threads`` torch threads, in inference mode."""
     model = model.eval().cpu()
     x = torch.randn(1, in_channels, input_size, input_size, generator=torch.Generator().manual_seed(seed))
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
         with torch.inference_mode():
-            return time_callable(lambda: model(x), type(model).__name__, "torch", threads, **kwargs)
+            yield lambda: model(x)
     finally:
         torch.set_num_threads(previous)
+
+
+def measure_torch(model: torch.nn.Module, input_size: int = 32, in_channels: int = 3, threads: int = 1,
+                  seed: int = 0, **kwargs) -> LatencyResult:
+    """Latency of PyTorch eager fp32 inference of one image on the CPU (the reference backend)."""
+    with _torch_call(model, input_size, in_channels, threads, seed) as call:
+        return time_callable(call, type(model).__name__, "torch", threads, **kwargs)
+
+
+def measure_torch_paired(model: torch.nn.Module, reference_path: str | Path, input_size: int = 32,
+                         in_channels: int = 3, threads: int = 1, seed: int = 0, **kwargs) -> PairedResult:
+    """PyTorch eager fp32 inference timed against the .tflite at ``reference_path`` in alternating blocks."""
+    with _torch_call(model, input_size, in_channels, threads, seed) as call:
+        return time_paired(call, _invoker(reference_path, threads, seed, None), **kwargs)
 
 
 def write_rows(rows: list[dict], path: str | Path) -> Path:

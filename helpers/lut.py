@@ -66,6 +66,13 @@ def reference_ms(threads: int = 1) -> float:
     return _REFERENCE_MS[threads]
 
 
+def _where() -> dict:
+    """Part of every cache key: entries are latencies of this machine, made by this code."""
+    from helpers.provenance import code_digest, machine
+
+    return {"machine": machine()["id"], "code": code_digest("lut.py", "export.py", "latency.py")}
+
+
 def _cached(key: str, cache_dir: Path, compute) -> tuple[dict, bool]:
     path = cache_dir / f"{key}.json"
     if path.exists():
@@ -81,7 +88,7 @@ def _cached(key: str, cache_dir: Path, compute) -> tuple[dict, bool]:
 def call_overhead_ms(threads: int = 1, cache_dir: Path | None = None, refresh: bool = False) -> dict:
     """Median per-call time of a trivial int8 model: the interpreter's fixed cost per invoke."""
     cache_dir = cache_dir or paths.CACHE / "lut"
-    key = f"overhead-{config_key({'v': LUT_VERSION, 'runtime': runtime_name(), 'threads': threads})}"
+    key = f"overhead-{config_key({'v': LUT_VERSION, 'runtime': runtime_name(), 'threads': threads, **_where()})}"
     if refresh:
         (cache_dir / f"{key}.json").unlink(missing_ok=True)
 
@@ -111,7 +118,7 @@ def block_latency_table(model: nn.Module, calibration: torch.Tensor, threads: in
     inputs = block_inputs(model, calibration)
     for b, x in tqdm(list(zip(blocks(model), inputs)), desc="LUT", disable=not progress, leave=False):
         struct = block_structure(b, x[:1])
-        key = f"{b.kind}-{config_key({'v': LUT_VERSION, **struct, 'runtime': runtime_name(), 'threads': threads})}"
+        key = f"{b.kind}-{config_key({'v': LUT_VERSION, **struct, 'runtime': runtime_name(), 'threads': threads, **_where()})}"
 
         def compute(b=b, x=x):
             with tempfile.TemporaryDirectory() as tmp:

@@ -12,6 +12,7 @@ NOTEBOOKS = ROOT / "notebooks"
 PARAMS = ROOT / "params"
 RUNS = ROOT / "runs"
 FIGURES = ROOT / "figures"
+RESULTS = ROOT / "results"
 CHECKPOINTS = RUNS / "checkpoints"
 ARTIFACTS = RUNS / "artifacts"
 CACHE = RUNS / "cache"
@@ -28,3 +29,10 @@ def figures_dir(profile: str) -> Path:
 def run_dir(profile: str) -> Path:
     """Folder for a profile's executed notebooks and result tables."""
     return RUNS / profile
+
+
+def results_dir(profile: str, machine_id: str) -> Path:
+    """Folder for a profile's result tables and run record, one per machine (smoke: under runs/, never committed)."""
+    if profile == "smoke":
+        return RUNS / "smoke" / "results" / machine_id
+    return RESULTS / profile / machine_id

@@ -70,6 +70,10 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
         raise ChainError(f"no notebook with prefix {', '.join(missing)}; available: {', '.join(books)}")
     out_dir = paths.run_dir(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
+    from helpers.provenance import current_record, summary
+
+    record = current_record(profile, params)  # measured once, before the first notebook; every table points to it
+    log(f"[{profile}] run record {record['id']}: {summary(record)}")
     rows = []
     for prefix in selected:
         nb = books[prefix]
@@ -82,6 +86,19 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
         except pm.PapermillExecutionError as exc:
             raise ChainError(f"notebook {nb.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
                              f"see the executed copy {out_dir / nb.name}") from None
+        _stamp(out_dir / nb.name, record["id"])
         rows.append({"notebook": nb.name, "seconds": round(time.perf_counter() - t0, 1)})
         log(f"[{profile}] {nb.name} done in {rows[-1]['seconds']} s")
     return rows
+
+
+def _stamp(executed: Path, record_id: str) -> None:
+    """Point an executed notebook at its run record (``metadata.run_record``), atomically."""
+    import nbformat
+
+    from helpers.io import atomic_path
+
+    nb = nbformat.read(str(executed), as_version=4)
+    nb.metadata["run_record"] = record_id
+    with atomic_path(executed) as tmp:
+        nbformat.write(nb, str(tmp))

@@ -50,7 +50,17 @@ def test_cli_rejects_unknown_profile_and_notebook():
 
 @pytest.mark.slow
 def test_smoke_chain_runs_every_notebook():
-    """The whole chain on the smoke profile through Papermill: executed copies and figures appear."""
+    """The whole chain on the smoke profile through Papermill: executed copies and figures appear, and every
+    output that holds a number points to the one run record of the run."""
+    import json
+    import shutil
+
+    import nbformat
+    import pandas as pd
+
+    from helpers.provenance import record_path
+
+    shutil.rmtree(paths.run_dir("smoke"), ignore_errors=True)  # only this run's outputs may be checked
     run = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "smoke"], capture_output=True,
                          text=True, timeout=1500)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
@@ -58,3 +68,16 @@ def test_smoke_chain_runs_every_notebook():
         assert (paths.run_dir("smoke") / nb.name).exists()
     assert (paths.figures_dir("smoke") / "01_training_curves.png").exists()
     assert (paths.figures_dir("smoke") / "02_confusions.pdf").exists()
+    record = json.loads(record_path("smoke").read_text())
+    assert record["characterisation"]["int8_ms"] > 0 and record["git"]["commit"]
+    for nb in notebooks().values():
+        assert nbformat.read(paths.run_dir("smoke") / nb.name, as_version=4).metadata["run_record"] == record["id"]
+    tables = list(record_path("smoke").parent.glob("*.csv"))
+    assert {"baselines.csv", "pool.csv", "artifacts.csv", "search_summary.csv", "design_accuracy.csv"} <= {t.name for t in tables}
+    for t in tables:
+        assert set(pd.read_csv(t).run_record) == {record["id"]}, t.name
+    plan_records = list((paths.run_dir("smoke") / "plans").rglob("record.json"))
+    assert plan_records and all(json.loads(p.read_text())["run_record"] == record["id"] for p in plan_records)
+    log_lines = [json.loads(line) for log in (paths.run_dir("smoke") / "search").glob("*.jsonl")
+                 for line in log.read_text().splitlines() if line.strip()]
+    assert log_lines and all(r.get("run_record") == record["id"] for r in log_lines if r["status"] == "ok")

@@ -136,12 +136,13 @@ class CompressionPlan:
 
     # ---- application ------------------------------------------------------------------------------
     def apply(self, model, ctx: Context, out_dir: str | Path, measure: bool = True, val_limit: int | None = None,
-              threads: int = 1) -> dict:
+              threads: int = 1, provenance: dict | None = None) -> dict:
         """Apply to a copy of ``model``, export, verify every step, measure; returns the record (also JSON).
 
         The record holds each step's parameters, seconds and checks, the artifact path and mode, its
         inspection, latency (median, IQR, CV) and validation accuracy. ``out_dir`` receives
-        ``model.tflite`` and ``record.json``.
+        ``model.tflite`` and ``record.json``; ``provenance`` (e.g. the run record's id) is stored in the record.
+        Validation accuracy comes with ``val_n`` and ``val_correct`` for its interval.
         """
         from helpers.compress.pruning import finalize, snapshot
         from helpers.export import export_tflite
@@ -194,8 +195,12 @@ class CompressionPlan:
         elif measure:
             lat = measure_tflite(artifact, threads)
             result["latency"] = {"median_ms": lat.median_ms, "iqr_ms": lat.iqr_ms, "cv": lat.cv, "noisy": lat.noisy}
+        result["val_n"] = result["val_correct"] = None
         if ctx.val_ds is not None:
-            result["val_accuracy"] = evaluate_tflite(artifact, ctx.val_ds, val_limit, threads)["accuracy"]
+            ev = evaluate_tflite(artifact, ctx.val_ds, val_limit, threads)
+            result["val_accuracy"], result["val_n"] = ev["accuracy"], ev.get("n")
+            result["val_correct"] = round(ev["accuracy"] * ev["n"]) if ev.get("n") else None
+        result.update(provenance or {})
         write_json(out_dir / "record.json", result)
         result["model"] = work
         return result

@@ -1,0 +1,83 @@
+import json
+import shutil
+
+import pytest
+
+from helpers import paths, provenance
+
+
+def test_code_digest_changes_with_one_line_of_pruning(tmp_path):
+    root = tmp_path / "helpers"
+    shutil.copytree(provenance.PACKAGE_DIR / "compress", root / "compress")
+    before = provenance.code_digest("compress", root=root)
+    f = root / "compress" / "pruning.py"
+    f.write_text(f.read_text() + "\n# one more line\n")
+    provenance._digest.cache_clear()
+    assert provenance.code_digest("compress", root=root) != before
+    with pytest.raises(FileNotFoundError):
+        provenance.code_digest("nonexistent.py", root=root)
+
+
+def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
+    """A changed helpers/compress/ means a new plan folder: cached plan artifacts are never reused across code."""
+    from helpers import experiments
+
+    seen = []
+
+    class Stop(Exception):
+        pass
+
+    def fake_apply(self, model, ctx, out, **kw):
+        seen.append(out)
+        raise Stop
+
+    monkeypatch.setattr(experiments.CompressionPlan, "apply", fake_apply)
+    monkeypatch.setattr("helpers.provenance.current_record", lambda profile: {"id": "x"})
+
+    class Ctx:
+        train_ds = val_ds = [0] * 4
+
+    plan = {"name": "p", "steps": [{"method": "ptq"}]}
+    for salt in ("aaa", "bbb"):
+        monkeypatch.setattr("helpers.provenance.code_digest", lambda *m, salt=salt, **k: salt)
+        with pytest.raises(Stop):
+            experiments.plan_row(plan, None, {"path": "ckpt.pt", "config": {}}, Ctx(), "smoke")
+    assert seen[0] != seen[1]
+
+
+def test_git_state_records_a_dirty_tree(monkeypatch, tmp_path):
+    import subprocess
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "f.txt").write_text("a")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    subprocess.run(["git", "-C", str(tmp_path), "add", "f.txt"], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "x"], check=True, env={**env, "PATH": "/usr/bin:/bin"})
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    assert provenance.git_state()["dirty"] is False
+    (tmp_path / "f.txt").write_text("b")
+    state = provenance.git_state()
+    assert state["dirty"] is True and len(state["commit"]) == 40
+
+
+def test_machine_fingerprint_names_cpu_and_flags():
+    m = provenance.machine()
+    assert m["cores"] >= 1 and m["id"].endswith(m["id"].split("-")[-1]) and f"-{m['cores']}c-" in m["id"]
+    assert set(m["flags"]) <= set(provenance.ISA_FLAGS)
+
+
+def test_record_has_the_fields_and_tables_point_to_it(tmp_path, monkeypatch):
+    import pandas as pd
+
+    from helpers.figures import save_table
+
+    monkeypatch.setattr(paths, "RUNS", tmp_path)
+    monkeypatch.setattr(provenance, "characterise", lambda threads=1: {"int8_ms": 1.0, "fp32_ms": 2.0, "int8_speedup": 2.0})
+    monkeypatch.setattr(provenance, "_CURRENT", {})
+    path = save_table(pd.DataFrame({"a": [1, 2]}), "t", "smoke")
+    rec = json.loads((path.parent / "run_record.json").read_text())
+    for key in ("id", "git", "code", "packages", "machine", "datasets", "characterisation", "profile", "created"):
+        assert key in rec, key
+    assert {"ai-edge-litert", "torchao", "scikit-learn", "numpy", "pillow"} <= set(rec["packages"])
+    assert set(rec["datasets"]) == {"fashion_mnist", "glyphs"}
+    assert set(pd.read_csv(path).run_record) == {rec["id"]}
