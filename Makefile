@@ -7,7 +7,7 @@ FONT_LIST := helpers/data_files/glyph_fonts.csv
 DEB_PACKAGES := dataset-fashion-mnist $(shell tail -n +2 $(FONT_LIST) | cut -d, -f2 | sort -u)
 PROFILE ?= default
 
-.PHONY: setup system run smoke test lab bench clean
+.PHONY: setup system run smoke test check report lab bench clean
 
 setup: $(VENV)/.installed $(VENV)/.system
 
@@ -38,6 +38,14 @@ smoke: setup
 
 test: setup
 	$(PY) -m pytest -q
+
+# The fast tier for edits: every test that neither exports models nor runs notebooks (under a minute here).
+check: setup
+	$(PY) -m pytest -q -m "not slow"
+
+# The README's results section, regenerated from the committed tables under results/<profile>/.
+report: setup
+	$(PY) -m helpers report --profile $(PROFILE) --write
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

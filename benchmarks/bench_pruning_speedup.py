@@ -19,6 +19,7 @@ from helpers.compress import Context
 from helpers.compress.plan import CompressionPlan
 from helpers.latency import measure_tflite
 from helpers.models import build_model, count_macs_params
+from helpers.pipeline import Timing, run_plan
 
 
 def main() -> None:
@@ -38,8 +39,8 @@ def main() -> None:
             model = build_model(name, 10, 1, widths[name]).eval()
             results = {}
             for label, steps in plans.items():
-                res = CompressionPlan.from_dict({"steps": steps}).apply(model, ctx, Path(tmp) / name / label.split()[0],
-                                                                       measure=False)
+                res = run_plan(CompressionPlan.from_dict({"steps": steps}), model, ctx,
+                               Path(tmp) / name / label.split()[0], Timing(measure=False))
                 lat = measure_tflite(res["artifact"], repeats=args.repeats)
                 results[label] = (lat, count_macs_params(res["model"], 32, 1)[0], res["size_bytes"])
             base_ms = results["int8"][0].median_ms

@@ -2,50 +2,18 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
-import platform
-import subprocess
-from dataclasses import asdict
-from importlib import metadata
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from helpers import paths
 from helpers.io import atomic_path, write_json
-
-PACKAGES = ("torch", "torchvision", "litert-torch", "torch-pruning", "scikit-optimize", "numpy")
+from helpers.provenance import git_state, package_versions
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint file is corrupt, incomplete or does not match the model asked for."""
-
-
-def package_versions() -> dict:
-    """Installed versions of the packages that decide results."""
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def git_commit() -> str | None:
-    """The repository's current commit, or None outside a git checkout."""
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=paths.ROOT, capture_output=True, text=True,
-                              timeout=5, check=True).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def config_key(config: dict) -> str:
-    """A short stable hash of a JSON-serialisable config."""
-    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def save_checkpoint(model: nn.Module, path: str | Path, config: dict, metrics: dict,
@@ -54,9 +22,10 @@ def save_checkpoint(model: nn.Module, path: str | Path, config: dict, metrics: d
     path = Path(path)
     with atomic_path(path) as tmp:
         torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, tmp)
+    git = git_state()
     write_json(path.with_suffix(".json"), {"config": config, "metrics": metrics,
-                                            "dataset_fingerprint": dataset_fingerprint,
-                                            "git_commit": git_commit(), "packages": package_versions()})
+                                            "dataset_fingerprint": dataset_fingerprint, "git_commit": git["commit"],
+                                            "git_dirty": git["dirty"], "packages": package_versions()})
     return path
 
 

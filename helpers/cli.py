@@ -109,9 +109,10 @@ def _cmd_compress(args) -> int:
     ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.train_subset),
                   val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
+    from helpers.pipeline import run_plan
     from helpers.provenance import light_record
 
-    res = plan.apply(model, ctx, args.out, val_limit=args.val_limit, provenance={"run_record": light_record()})
+    res = run_plan(plan, model, ctx, args.out, val_limit=args.val_limit, provenance={"run_record": light_record()})
     res.pop("model")
     if args.json:
         print(json.dumps(res, indent=2, default=str))

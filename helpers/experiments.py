@@ -14,17 +14,12 @@ from helpers.compress.plan import CompressionPlan
 from helpers.data import load_dataset
 
 
-def context(dataset: str, train_subset: int | None, val_subset: int | None, seed: int = 0,
-            reference: tuple | None = None) -> Context:
-    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split.
-
-    ``reference`` is (artifact path, its latency in ms), normally :func:`plain_int8_reference`: every plan is
-    then timed against it in alternating blocks and its latency reported as ratio x that latency.
-    """
+def context(dataset: str, train_subset: int | None, val_subset: int | None, seed: int = 0) -> Context:
+    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
     train = load_dataset(dataset, "train").subset(train_subset, seed=seed)
     val = load_dataset(dataset, "val").subset(val_subset, seed=seed)
     return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
-                   seed=seed, latency_reference=reference)
+                   seed=seed)
 
 
 def plain_int8_reference(model, record: dict, threads: int = 1) -> tuple[Path, float]:
@@ -37,11 +32,14 @@ def plain_int8_reference(model, record: dict, threads: int = 1) -> tuple[Path, f
 
 
 def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
-             threads: int = 1) -> dict:
+             threads: int = 1, reference: tuple | None = None) -> dict:
     """Apply ``plan`` to the baseline ``model`` and return one flat row of measured figures.
 
-    Artifacts and the per-plan record land in runs/<profile>/plans/<checkpoint>/<plan hash>/.
+    ``reference`` is (artifact path, its latency in ms), normally :func:`plain_int8_reference`: the plan's
+    artifact is then timed against it in alternating blocks (``pipeline.Timing``). Artifacts and the
+    per-plan record land in runs/<profile>/plans/<checkpoint>/<plan hash>/.
     """
+    from helpers.pipeline import Timing, run_plan
     from helpers.provenance import code_digest, current_record
 
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
@@ -49,7 +47,8 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
     code = code_digest("compress", "export.py", "data.py", "train.py")
     out = (paths.run_dir(profile) / "plans" / Path(record["path"]).stem
            / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
-    res = plan.apply(model, ctx, out, threads=threads, provenance={"run_record": current_record(profile)["id"]})
+    res = run_plan(plan, model, ctx, out, Timing(threads, reference),
+                   provenance={"run_record": current_record(profile)["id"]})
     checks = [c for s in res["steps"] for c in s["checks"]]
     return {"label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
             "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],
@@ -135,9 +134,10 @@ class PlanTrial:
     proposing a point again) return the first outcome, marked ``reused``, instead of running it again.
     """
 
-    def __init__(self, template: CompressionPlan, model, record: dict, ctx: Context, profile: str, threads: int = 1):
+    def __init__(self, template: CompressionPlan, model, record: dict, ctx: Context, profile: str, threads: int = 1,
+                 reference: tuple | None = None):
         self.template, self.model, self.record, self.ctx = template, model, record, ctx
-        self.profile, self.threads = profile, threads
+        self.profile, self.threads, self.reference = profile, threads, reference
         self.outcomes: dict[str, dict] = {}
 
     def __call__(self, values: dict) -> dict:
@@ -145,7 +145,8 @@ class PlanTrial:
         if key in self.outcomes:
             return {**self.outcomes[key], "reused": True}
         plan = self.template.with_values(values)
-        row = plan_row(plan, self.model, self.record, self.ctx, self.profile, threads=self.threads)
+        row = plan_row(plan, self.model, self.record, self.ctx, self.profile, threads=self.threads,
+                       reference=self.reference)
         self.outcomes[key] = {"accuracy": row["val_acc_%"] / 100, "latency_ms": row["latency_ms"],
                               "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
                               "full_integer": row["full_integer"], "checks_fail": row["checks_fail"],
@@ -158,7 +159,7 @@ def reference_point(model, record: dict, ctx: Context, profile: str, threads: in
 
     The int8 artifact is ``artifacts.plain_int8`` (the same file 04 reports). The fp32 artifact is timed
     against it in alternating blocks, so its latency is the int8 latency times a ratio that a slow phase of
-    the machine does not move; pass the returned ``latency_reference`` on to the trials' context to time
+    the machine does not move; pass the returned ``latency_reference`` on to the trials (``reference``) to time
     them the same way.
     """
     from helpers.artifacts import deploy

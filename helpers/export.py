@@ -18,6 +18,7 @@ from typing import Iterable
 import torch
 from torch import nn
 
+from helpers.int8_recipe import channel_last_program, quantizer  # noqa: F401  (part of this module's API)
 from helpers.io import atomic_path
 
 MODES = ("fp32", "int8", "fp16", "dynamic")
@@ -45,23 +46,6 @@ def _single_images(batches: Iterable[torch.Tensor]):
         b = b if b.ndim == 4 else b.unsqueeze(0)
         for i in range(b.shape[0]):
             yield b[i:i + 1].float()
-
-
-def quantizer(per_channel: bool = True, qat: bool = False):
-    """litert-torch's PT2E quantizer with symmetric int8 weights (per channel or per tensor) and activations."""
-    from litert_torch.quantize.pt2e_quantizer import PT2EQuantizer, get_symmetric_quantization_config
-
-    return PT2EQuantizer().set_global(get_symmetric_quantization_config(is_per_channel=per_channel, is_qat=qat,
-                                                                        is_dynamic=False))
-
-
-def channel_last_program(model: nn.Module, input_size: int, in_channels: int) -> tuple[nn.Module, torch.Tensor]:
-    """``model`` wrapped to take NHWC input, exported strictly: (graph module, NHWC sample input)."""
-    import litert_torch
-
-    sample = torch.zeros(1, input_size, input_size, in_channels)
-    wrapped = litert_torch.to_channel_last_io(model, args=[0]).eval()
-    return torch.export.export(wrapped, (sample,), strict=True).module(), sample
 
 
 def _convert(module: nn.Module, sample: torch.Tensor, quant=None) -> bytes:

@@ -48,24 +48,11 @@ class LatencyResult:
 @lru_cache(maxsize=1)
 def environment() -> dict:
     """CPU model, logical cores, OS, Python and the versions of the packages that decide timings."""
-    from helpers.checkpoints import package_versions
+    from helpers.provenance import machine, package_versions
     from helpers.runtime import runtime_name
 
-    cpu = platform.processor()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    cpu = machine()["cpu"]
     versions = package_versions()
-    try:
-        from importlib.metadata import version
-
-        versions["ai-edge-litert"] = version("ai-edge-litert")
-    except Exception:
-        versions["ai-edge-litert"] = None
     return {"cpu": cpu, "cores": os.cpu_count(), "os": platform.platform(terse=True), "runtime": runtime_name(),
             **{f"v_{k}": v for k, v in versions.items()}}
 

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from helpers import paths
-from helpers.checkpoints import config_key
+from helpers.provenance import config_key
 from helpers.export import export_tflite
 from helpers.io import write_json
 from helpers.latency import measure_tflite

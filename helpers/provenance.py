@@ -51,13 +51,36 @@ def _digest(modules: tuple, root: Path) -> str:
     return h.hexdigest()[:12]
 
 
+def config_key(config: dict) -> str:
+    """A short stable hash of a JSON-serialisable config (cache keys)."""
+    return hashlib.sha256(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def package_versions(names: tuple = RESULT_PACKAGES) -> dict:
+    """Python's version and the installed versions of ``names`` (None for a missing one)."""
+    out = {"python": platform.python_version()}
+    for name in names:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+#: What a run writes into tracked folders: changes there do not make the code state dirty.
+GENERATED = ("figures", "results")
+
+
 def git_state() -> dict:
-    """``commit`` (or None outside a checkout) and ``dirty`` (uncommitted changes to tracked files)."""
+    """``commit`` (or None outside a checkout) and ``dirty``: uncommitted changes to tracked files other than
+    the chain's own outputs (``GENERATED``), so a run that rewrites figures/ stays clean from start to end."""
     def git(*args):
         return subprocess.run(["git", *args], cwd=paths.ROOT, capture_output=True, text=True, timeout=10,
                               check=True).stdout.strip()
     try:
-        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(git("status", "--porcelain", "--untracked-files=no"))}
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".",
+                      *(f":(exclude){g}" for g in GENERATED))
+        return {"commit": git("rev-parse", "HEAD"), "dirty": bool(changed)}
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
 
@@ -179,7 +202,7 @@ def build_record(profile: str, params: dict | None = None, characterisation: boo
 def light_record() -> dict:
     """What a single CLI output carries (no data fingerprints or characterisation): git, code, install, machine."""
     return {"git": git_state(), "code": code_digest("."), "python": platform.python_version(),
-            "packages": {k: v for k, v in installed_packages().items() if k in RESULT_PACKAGES}, "machine": machine(),
+            "packages": package_versions(), "machine": machine(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
 
 

@@ -492,12 +492,13 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
                                  b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_subset"))
         ctx = context(b["dataset"], cfg["finetune_subset"], cfg["val_subset"], cfg["seed"])
         ref = reference_point(model, record, ctx, cfg["profile"])
-        ctx.latency_reference = ref["latency_reference"]  # trials are timed against the plain int8 artifact
-        trial_fn = PlanTrial(template, model, record, ctx, cfg["profile"])
+        pair = ref["latency_reference"]  # trials are timed against the plain int8 artifact
+        trial_fn = PlanTrial(template, model, record, ctx, cfg["profile"], reference=pair)
         if cfg["final_epochs"]:
             from helpers.experiments import with_finetune_epochs
 
-            final_fn = PlanTrial(with_finetune_epochs(template, cfg["final_epochs"]), model, record, ctx, cfg["profile"])
+            final_fn = PlanTrial(with_finetune_epochs(template, cfg["final_epochs"]), model, record, ctx, cfg["profile"],
+                                 reference=pair)
     objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"])
 
     def report(row):

@@ -27,11 +27,11 @@ def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
     class Stop(Exception):
         pass
 
-    def fake_apply(self, model, ctx, out, **kw):
+    def fake_run(plan, model, ctx, out, *a, **kw):
         seen.append(out)
         raise Stop
 
-    monkeypatch.setattr(experiments.CompressionPlan, "apply", fake_apply)
+    monkeypatch.setattr("helpers.pipeline.run_plan", fake_run)
     monkeypatch.setattr("helpers.provenance.current_record", lambda profile: {"id": "x"})
 
     class Ctx:

@@ -83,3 +83,88 @@ def test_findings_follow_the_numbers():
     assert "less than its MACs predict" in text[0] and "does not pay" in text[1]
     share = pd.DataFrame({"model": "m", "block": ["a", "b"], "share": [0.7, 0.3], "macs_share": [0.3, 0.7]})
     assert "1 of 2 blocks" in layer_findings(share)[1] and ": a." in layer_findings(share)[1]
+
+
+def test_o8_verdict_says_by_how_much_it_misses():
+    from helpers.verdicts import o8_verdict
+
+    assert o8_verdict(90.0, 90.5, 1.0, 2.5, 6.0)["met"]
+    v = o8_verdict(88.0, 90.5, 1.0, 1.5, 6.0)
+    assert not v["met"] and "1.50 points under the bar" in v["text"] and "1.50x vs plain int8" in v["text"]
+
+
+def test_one_method_per_sub_domain_within_the_budget():
+    from helpers.verdicts import choose_per_sub_domain
+
+    pool = pd.DataFrame({"model": "m", "dataset": "d", "category": ["structured", "structured", "clustering"],
+                         "label": ["structured 0.3", "structured 0.6", "clustering 16"], "speedup": [1.3, 2.2, 1.0],
+                         "acc_change": [-0.5, -5.0, -0.1]})
+    c = choose_per_sub_domain(pool, 1.0).set_index("sub_domain")
+    assert c.loc["structured pruning", "chosen"] == "structured 0.3" and c.loc["structured pruning", "within_budget"]
+    c = choose_per_sub_domain(pool, 10.0).set_index("sub_domain")
+    assert c.loc["structured pruning", "chosen"] == "structured 0.6"
+
+
+def test_missing_search_space_is_named(tmp_path):
+    from helpers.search_space import read_space, write_space
+
+    with pytest.raises(FileNotFoundError, match="run notebook 06 first"):
+        read_space(tmp_path / "search_space.yaml")
+    write_space(tmp_path / "s.yaml", {"steps": [{"method": "structured", "ratio": {"low": 0.2, "high": 0.5}},
+                                               {"method": "ptq"}], "screening": {"slack_points": {"d": 1.0}},
+                                     "run_record": "abc"})
+    template, screening, record = read_space(tmp_path / "s.yaml")
+    assert [f["name"] for f in template.free_parameters()] == ["0.structured.ratio"] and record == "abc"
+    assert screening == {"slack_points": {"d": 1.0}}
+
+
+def test_compress_imports_nothing_from_export_latency_runtime():
+    import ast
+
+    for f in (paths.ROOT / "helpers" / "compress").glob("*.py"):
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert node.module not in ("helpers.export", "helpers.latency", "helpers.runtime"), f"{f.name}: {node.module}"
+    for name in ("latency.py", "lut.py"):
+        assert "helpers.checkpoints" not in (paths.ROOT / "helpers" / name).read_text()
+
+
+def test_export_spec_comes_from_the_quantisation_step():
+    from helpers.compress.plan import CompressionPlan
+
+    spec = CompressionPlan.from_dict({"steps": [{"method": "ptq", "calibration": 32, "per_channel": False}]}).export_spec()
+    assert spec == {"mode": "int8", "per_channel": False, "calibration": 32}
+    assert CompressionPlan.from_dict({"steps": [{"method": "fp16"}]}).export_spec() == {"mode": "fp16"}
+    fp32 = CompressionPlan.from_dict({"steps": [{"method": "finetune", "epochs": 0}], "export": {"mode": "fp32"}})
+    assert fp32.export_spec()["mode"] == "fp32"
+
+
+def test_report_flags_tables_of_another_run(tmp_path):
+    _machine(tmp_path, "m1", "2026-01-01", 0.2, ["a", "b", "int8"])
+    folder = tmp_path / "default" / "m1"
+    assert "pool (no run record)" in build_report("default", root=tmp_path)
+    for t in folder.glob("*.csv"):
+        pd.read_csv(t).assign(run_record="m1").to_csv(t, index=False)
+    assert "Warning" not in build_report("default", root=tmp_path)
+    pd.read_csv(folder / "pool.csv").assign(run_record="other").to_csv(folder / "pool.csv", index=False)
+    assert "pool (other)" in build_report("default", root=tmp_path)
+
+
+def test_generated_folders_do_not_make_the_tree_dirty(monkeypatch, tmp_path):
+    import subprocess
+
+    from helpers import provenance
+
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
+           "PATH": "/usr/bin:/bin"}
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    (tmp_path / "figures").mkdir()
+    (tmp_path / "figures" / "f.png").write_text("a")
+    (tmp_path / "code.py").write_text("a")
+    subprocess.run(["git", "-C", str(tmp_path), "add", "."], check=True)
+    subprocess.run(["git", "-C", str(tmp_path), "commit", "-qm", "x"], check=True, env=env)
+    monkeypatch.setattr(paths, "ROOT", tmp_path)
+    (tmp_path / "figures" / "f.png").write_text("b")  # a run rewrote a committed figure
+    assert provenance.git_state()["dirty"] is False
+    (tmp_path / "code.py").write_text("b")
+    assert provenance.git_state()["dirty"] is True

@@ -134,29 +134,34 @@ class CompressionPlan:
         spec = json.dumps(self.to_dict(), sort_keys=True)
         return hashlib.sha256(f"{spec}{salt}".encode()).hexdigest()[:12]
 
-    # ---- application ------------------------------------------------------------------------------
-    def apply(self, model, ctx: Context, out_dir: str | Path, measure: bool = True, val_limit: int | None = None,
-              threads: int = 1, provenance: dict | None = None) -> dict:
-        """Apply to a copy of ``model``, export, verify every step, measure; returns the record (also JSON).
+    def export_spec(self) -> dict:
+        """How the compressed model is exported: ``mode`` (and for int8 ``per_channel`` and ``calibration``).
 
-        The record holds each step's parameters, seconds and checks, the artifact path and mode, its
-        inspection, latency (median, IQR, CV) and validation accuracy. ``out_dir`` receives
-        ``model.tflite`` and ``record.json``; ``provenance`` (e.g. the run record's id) is stored in the record.
-        Validation accuracy comes with ``val_n`` and ``val_correct`` for its interval.
+        The plan's ``export`` section, overridden by its quantisation step (the method's ``export_mode`` and
+        the step's own per-channel and calibration values).
+        """
+        spec = dict(self.export)
+        quant = [s for s in self.steps if METHODS[s.method].export_mode]
+        if quant:
+            step = quant[-1]
+            spec = {"mode": METHODS[step.method].export_mode}
+            if spec["mode"] == "int8":
+                spec.update(per_channel=step.params["per_channel"], calibration=step.params["calibration"])
+        return spec
+
+    # ---- application ------------------------------------------------------------------------------
+    def run_steps(self, model, ctx: Context) -> tuple:
+        """Apply every step to a copy of ``model``: (compressed model, step records, per-step snapshots).
+
+        The records hold each step's method, category, parameters and seconds; the snapshots are what
+        :meth:`verify_steps` compares against. Raises PlanError while free parameters remain.
         """
         from helpers.compress.pruning import finalize, snapshot
-        from helpers.export import export_tflite
-        from helpers.inspection import inspect_tflite
-        from helpers.io import write_json
-        from helpers.latency import measure_tflite, measure_tflite_paired
-        from helpers.models import count_macs_params
-        from helpers.runtime import evaluate_tflite
 
         if self.free_parameters():
             names = ", ".join(f["name"] for f in self.free_parameters())
-            raise PlanError(f"plan {self.name!r} still has free parameters ({names}); fill them with with_values()")
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+            raise PlanError(f"plan {self.name!r} still has free parameters ({names}); give each a value "
+                            "(a plan file needs plain values, a search fills them in)")
         ctx.teacher = ctx.teacher or copy.deepcopy(model).eval()
         ctx.state.clear()
         work = copy.deepcopy(model)
@@ -168,42 +173,13 @@ class CompressionPlan:
             snapshots.append(before)
             records.append({"method": s.method, "category": METHODS[s.method].category, "params": s.params,
                             "seconds": round(time.perf_counter() - t0, 2)})
-        work = finalize(work).eval()
-        exp = {**self.export, **ctx.state.get("export", {})}
-        artifact = out_dir / "model.tflite"
-        t0 = time.perf_counter()
-        calib = ctx.example(exp.get("calibration", 100)) if exp["mode"] == "int8" else None
-        export_tflite(work, artifact, exp["mode"], [calib] if calib is not None else None, ctx.input_size,
-                      ctx.in_channels, per_channel=exp.get("per_channel", True), prepared_qat=ctx.state.get("qat_module"),
-                      qat_quantizer=ctx.state.get("qat_quantizer"))
-        export_s = time.perf_counter() - t0
+        return finalize(work).eval(), records, snapshots
+
+    def verify_steps(self, records: list[dict], snapshots: list, model, ctx: Context, artifact) -> list[dict]:
+        """Run each step's verify against its snapshot, the final model and the artifact; adds ``checks``."""
         for rec, s, before in zip(records, self.steps, snapshots):
-            rec["checks"] = METHODS[s.method].verify(before, work, s.params, ctx, artifact)
-        info = inspect_tflite(artifact)
-        macs, params = count_macs_params(work, ctx.input_size, ctx.in_channels)
-        result = {"plan": self.to_dict(), "steps": records, "artifact": str(artifact), "mode": exp["mode"],
-                  "full_integer": info.full_integer, "size_bytes": info.size_bytes,
-                  "parameter_bytes": info.parameter_bytes, "macs": macs, "params": params,
-                  "export_seconds": round(export_s, 2), "ops": info.ops,
-                  "all_checks_pass": all(c["status"] != "fail" for r in records for c in r["checks"])}
-        if measure and ctx.latency_reference:
-            ref_path, ref_ms = ctx.latency_reference
-            p = measure_tflite_paired(artifact, ref_path, threads)
-            result["latency"] = {"median_ms": p.ratio * ref_ms, "iqr_ms": p.ratio_iqr * ref_ms, "cv": p.cv,
-                                 "noisy": p.noisy, "ratio_to_reference": p.ratio, "reference": str(ref_path),
-                                 "unpaired_median_ms": p.median_ms}
-        elif measure:
-            lat = measure_tflite(artifact, threads)
-            result["latency"] = {"median_ms": lat.median_ms, "iqr_ms": lat.iqr_ms, "cv": lat.cv, "noisy": lat.noisy}
-        result["val_n"] = result["val_correct"] = None
-        if ctx.val_ds is not None:
-            ev = evaluate_tflite(artifact, ctx.val_ds, val_limit, threads)
-            result["val_accuracy"], result["val_n"] = ev["accuracy"], ev.get("n")
-            result["val_correct"] = round(ev["accuracy"] * ev["n"]) if ev.get("n") else None
-        result.update(provenance or {})
-        write_json(out_dir / "record.json", result)
-        result["model"] = work
-        return result
+            rec["checks"] = METHODS[s.method].verify(before, model, s.params, ctx, artifact)
+        return records
 
 
 def _parse_step(i: int, raw) -> Step:

@@ -1,6 +1,8 @@
 """Quantisation steps: post-training int8 (per channel or per tensor), PT2E QAT, fp16 and dynamic range.
 
-They decide how the artifact is exported; QAT also trains the fake-quantised graph before export.
+Each declares the artifact's export mode (``Method.export_mode``; ``CompressionPlan.export_spec`` reads it
+with the step's parameters); QAT also trains the fake-quantised graph, which it leaves in
+``ctx.state["qat_module"]`` for the exporter to convert.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
 
 def qat_quantizer(per_channel: bool):
     """The PT2E QAT quantizer with the broken conv+BN patterns off (BN is folded beforehand)."""
-    from helpers.export import quantizer
+    from helpers.int8_recipe import quantizer
 
     q = quantizer(per_channel, qat=True)
     q.STATIC_QAT_ONLY_OPS = []
@@ -55,8 +57,7 @@ def _verify_int8(before, after, p, ctx, artifact):
           "post-training full-integer int8 (Edge TPU compatible)", export_mode="int8")
 def _ptq():
     def apply(model, p, ctx):
-        ctx.state["export"] = {"mode": "int8", "per_channel": p["per_channel"], "calibration": p["calibration"]}
-        return model
+        return model  # nothing to do before export: export_mode and the step's parameters say how
     return apply, _verify_int8
 
 
@@ -70,7 +71,7 @@ def _qat():
     def apply(model, p, ctx):
         from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-        from helpers.export import channel_last_program
+        from helpers.int8_recipe import channel_last_program
 
         quant = qat_quantizer(p["per_channel"])
         program, _ = channel_last_program(fold_batchnorm(model), ctx.input_size, ctx.in_channels)
@@ -93,7 +94,6 @@ def _qat():
             loss.backward()
             torch.nn.utils.clip_grad_norm_(prepared.parameters(), 1.0)  # single-image steps are noisy
             opt.step()
-        ctx.state["export"] = {"mode": "int8", "per_channel": p["per_channel"], "calibration": p["calibration"]}
         ctx.state["qat_module"] = prepared
         ctx.state["qat_quantizer"] = quant
         return model
@@ -103,8 +103,7 @@ def _qat():
 
 def _reference(mode: str):
     def apply(model, p, ctx):
-        ctx.state["export"] = {"mode": mode}
-        return model
+        return model  # the mode is the method's export_mode
 
     def verify(before, after, p, ctx, artifact):
         if artifact is None:

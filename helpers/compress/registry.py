@@ -8,9 +8,6 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-CATEGORIES = ("pruning", "structured_pruning", "quantization", "low_rank", "clustering", "recovery")
-
-
 @dataclass(frozen=True)
 class Param:
     """One parameter: ``kind`` is 'float', 'int', 'bool', 'choice' or 'dict'; ``low``/``high`` bound numbers."""
@@ -61,9 +58,6 @@ class Context:
     seed: int = 0
     progress: bool = False
     state: dict = field(default_factory=dict)  # what later steps or the exporter need (e.g. QAT module)
-    # (reference .tflite, its latency in ms): artifacts are timed against it in alternating blocks and
-    # reported as ratio x that latency, so a slow phase of a shared machine cannot reorder them
-    latency_reference: tuple | None = None
 
     def example(self, n: int = 1) -> torch.Tensor:
         if self.train_ds is not None:
@@ -73,15 +67,18 @@ class Context:
 
 @dataclass(frozen=True)
 class Method:
-    """A compression method: apply(model, params, ctx) -> model; verify(before, after, params, ctx, artifact)."""
+    """A compression method: apply(model, params, ctx) -> model; verify(before, after, params, ctx, artifact).
+
+    ``export_mode`` is set on quantisation methods: the artifact's mode when the method is a plan's last step.
+    """
 
     name: str
     category: str
     params: dict[str, Param]
     apply: Callable
     verify: Callable
-    summary: str
-    export_mode: str | None = None  # quantisation methods decide the artifact's mode
+    summary: str  # one line for listings (``method_table``, shown in the O7 notebook)
+    export_mode: str | None = None
 
     def resolve(self, given: dict, where: str) -> dict:
         """Defaults filled in and every value checked; ValueError names ``where`` and the field."""
