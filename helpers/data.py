@@ -89,11 +89,15 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def _fashion_dir(root: Path) -> Path:
+def _fashion_local(root: Path) -> Path | None:
+    """The first folder holding all four Fashion-MNIST IDX files offline, or None."""
     candidates = [root / "fashion_mnist", root / "FashionMNIST" / "raw", paths.SYSTEM_FASHION_MNIST]
-    for d in candidates:
-        if all((d / f).exists() for pair in FASHION_FILES.values() for f in pair):
-            return d
+    return next((d for d in candidates if all((d / f).exists() for pair in FASHION_FILES.values() for f in pair)), None)
+
+
+def _fashion_dir(root: Path) -> Path:
+    if (d := _fashion_local(root)) is not None:
+        return d
     try:
         from torchvision.datasets import FashionMNIST
 
@@ -231,8 +235,7 @@ def dataset_fingerprints(names: tuple = ("fashion_mnist", "glyphs"), root: str |
 
                 out[name] = render_glyphs(root / "glyphs")["fingerprint"]
             elif name == "fashion_mnist":
-                d = next((d for d in (root / "fashion_mnist", root / "FashionMNIST" / "raw", paths.SYSTEM_FASHION_MNIST)
-                          if all((d / f).exists() for pair in FASHION_FILES.values() for f in pair)), None)
+                d = _fashion_local(root)
                 out[name] = None if d is None else hashlib.sha256("".join(
                     content_fingerprint(_read_idx(d / i), _read_idx(d / lab)) for i, lab in FASHION_FILES.values()
                 ).encode()).hexdigest()[:16]
