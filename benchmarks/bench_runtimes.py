@@ -16,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from helpers.benchmarks import judge
 from helpers import paths
 from helpers.export import export_tflite
 from helpers.latency import measure_tflite, measure_torch, write_rows
@@ -54,6 +55,9 @@ def main() -> None:
         print(f"{model:>20}  {cells}")
         print(f"{'':>20}  int8 speed-up over LiteRT fp32: {table.loc[model, 'LiteRT fp32'] / table.loc[model, 'LiteRT int8']:.2f}x, "
               f"over torch: {table.loc[model, 'torch fp32'] / table.loc[model, 'LiteRT int8']:.1f}x")
+    for model in (m for m in table.index if m.startswith("resnet18 x0.25")):
+        print(judge("bench_runtimes", "resnet18 x0.25 int8 speed-up over LiteRT fp32 (x)",
+                    table.loc[model, "LiteRT fp32"] / table.loc[model, "LiteRT int8"]))
     noisy = df[df.noisy]
     if len(noisy):
         print(f"warning: {len(noisy)} measurement(s) flagged noisy (robust CV > 3%): {', '.join(noisy.model + ' ' + noisy.backend)}")

@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from helpers.benchmarks import judge
 from helpers import paths
 from helpers.compress.plan import CompressionPlan
 from helpers.compress.pruning import slope_ratios
@@ -138,7 +139,7 @@ def main() -> None:
             reached = df[f"{col}_trials"].notna()
             med = df[f"{col}_trials"].fillna(args.budget + 1).median()
             print(f"  {what}: {med:.1f}{'' if reached.all() else ' (not reached within budget counted as budget+1)'}, "
-                  f"ratio to random {med / med_rnd:.2f} (target <= 0.5: {'met' if med <= 0.5 * med_rnd else 'missed'}); "
+                  f"{judge('bench_search', 'GP trials to reach random search best over random trials (ratio)', med / med_rnd)}; "
                   f"reached within {args.budget} trials in {reached.sum()}/{len(df)} seeds")
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, fields
 
 from helpers import paths
 from helpers.checkpoints import load_into, read_sidecar, save_checkpoint
@@ -13,22 +13,64 @@ from helpers.provenance import code_digest, config_key
 from helpers.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
 
 
+@dataclass(frozen=True)
+class BaselineSpec:
+    """How every baseline of a run is trained: the profile's ``common.baseline_spec``, one notebook parameter.
+
+    ``widths`` maps architecture -> channel width multiplier, ``epochs`` maps dataset -> training passes;
+    ``train_images`` is the size of the seeded training subset (None: the whole training split).
+    """
+
+    widths: dict
+    epochs: dict
+    batch_size: int = 128
+    lr: float = 0.05
+    train_images: int | None = 1024
+    seed: int = 0
+
+    @classmethod
+    def parse(cls, spec: "dict | BaselineSpec") -> "BaselineSpec":
+        """A spec from the notebook parameter ``baseline_spec`` (a mapping); unknown or missing keys are one sentence."""
+        if isinstance(spec, cls):
+            return spec
+        if not isinstance(spec, dict):
+            raise ValueError(f"baseline_spec must be a mapping of {', '.join(f.name for f in fields(cls))}, "
+                             f"not {type(spec).__name__}")
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(spec) - set(names))
+        if unknown:
+            raise ValueError(f"baseline_spec has unknown key(s) {', '.join(unknown)}; it takes {', '.join(names)}")
+        missing = [n for n in ("widths", "epochs") if n not in spec]
+        if missing:
+            raise ValueError(f"baseline_spec lacks {', '.join(missing)}; give a value per architecture (widths) "
+                             "and per dataset (epochs)")
+        return cls(**spec)
+
+    def build(self, model_name: str, dataset: str, progress: bool = True):
+        """(model, record) of ``model_name`` on ``dataset``: the cached checkpoint, trained first when absent."""
+        for what, table, key in (("widths", self.widths, model_name), ("epochs", self.epochs, dataset)):
+            if key not in table:
+                raise ValueError(f"baseline_spec.{what} has no entry for {key!r}; add one (it has {', '.join(table)})")
+        return baseline(model_name, dataset, self.widths[model_name], self.epochs[dataset], self.batch_size, self.lr,
+                        self.train_images, seed=self.seed, progress=progress)
+
+
 def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 1.0, batch_size: int = 256,
-             lr: float = 0.1, train_subset: int | None = None, input_size: int = 32, seed: int = 0,
+             lr: float = 0.1, train_images: int | None = None, input_size: int = 32, seed: int = 0,
              progress: bool = True, retrain: bool = False):
     """Return (model, record) for a baseline, training it only when no cached checkpoint has this config.
 
     The record is the checkpoint's JSON sidecar plus ``path``; its metrics hold the per-epoch history,
     validation accuracy and training seconds. Test accuracy is left to the caller's final report.
     """
-    train_ds = load_dataset(dataset, "train", input_size).subset(train_subset, seed=seed)
+    train_ds = load_dataset(dataset, "train", input_size).subset(train_images, seed=seed)
     seed_everything(seed)  # the initial weights are part of the config
     model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width)
     # the resolved arithmetic is part of the config: a bf16-trained checkpoint is not an fp32-trained one
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=resolve_precision(model))
     config = {"model": model_name, "dataset": dataset, "num_classes": train_ds.num_classes,
               "in_channels": train_ds.in_channels, "width": width, "input_size": input_size,
-              "train_subset": train_subset, "train": asdict(cfg)}
+              "train_subset": train_images, "train": asdict(cfg)}  # key name kept: it is part of the cache key
     # the code that shapes the weights is part of the key: a change to the model or training loop retrains
     code = code_digest("models.py", "train.py")
     key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint, 'code': code})}"
@@ -46,7 +88,7 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
 
 
 def summary_row(model, record: dict, test_ds=None) -> dict:
-    """One table row: architecture, dataset, width, parameters, MACs, validation (and test) accuracy in %.
+    """One table row: architecture, dataset, width, parameters, MACs, validation (and test) accuracy (fractions).
 
     With ``test_ds``, ``test_n`` is the number of test images (for the accuracy's interval).
     """
@@ -54,7 +96,7 @@ def summary_row(model, record: dict, test_ds=None) -> dict:
     macs, params = count_macs_params(model, cfg["input_size"], cfg["in_channels"])
     row = {"model": cfg["model"], "dataset": cfg["dataset"], "classes": cfg["num_classes"], "width": cfg["width"],
            "params_M": params / 1e6, "MMACs": macs / 1e6, "train_s": record["metrics"].get("train_seconds"),
-           "val_acc_%": 100 * record["metrics"]["val_accuracy"]}
+           "val_accuracy": record["metrics"]["val_accuracy"]}
     if test_ds is not None:
-        row["test_acc_%"], row["test_n"] = 100 * evaluate(model, test_ds)["accuracy"], len(test_ds)
+        row["test_accuracy"], row["test_n"] = evaluate(model, test_ds)["accuracy"], len(test_ds)
     return row

@@ -61,6 +61,7 @@ def load_into(model: nn.Module, path: str | Path) -> nn.Module:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:
         first = str(exc).splitlines()[1].strip() if len(str(exc).splitlines()) > 1 else str(exc)
+        first = first if len(first) <= 160 else first[:157] + "..."  # a list of missing keys can run to pages
         raise CheckpointError(f"checkpoint {path} does not match the model ({first}); "
                               "check the model name, class count, channels and width") from None
     return model.eval()

@@ -7,11 +7,21 @@ import json
 import sys
 
 
+def positive(text: str) -> int:
+    """An argparse type: a whole number of at least 1 (counts of images, trials, threads, repeats)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number; give a count of at least 1") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not a count; give a whole number of at least 1")
+    return value
+
+
 def _cmd_run(args) -> int:
     from helpers.runner import run_chain
 
-    only = [s.strip().zfill(2) for s in args.only.split(",")] if args.only else None
-    rows = run_chain(args.profile, only)
+    rows = run_chain(args.profile, args.only)
     total = sum(r["seconds"] for r in rows)
     print(f"chain '{args.profile}' finished: {len(rows)} notebook(s) in {total:.0f} s")
     return 0
@@ -48,10 +58,19 @@ def _print(obj, as_json: bool) -> None:
 
 def model_from_checkpoint(path):
     """(model, sidecar config) rebuilt from a checkpoint and its JSON sidecar."""
-    from helpers.checkpoints import load_into, read_sidecar
+    from pathlib import Path
+
+    from helpers.checkpoints import CheckpointError, load_into, read_sidecar
     from helpers.models import build_model
 
-    cfg = read_sidecar(path)["config"]
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; give the .pt file of a baseline (runs/checkpoints/)")
+    cfg = read_sidecar(path).get("config")
+    needed = ("model", "num_classes", "in_channels", "width", "dataset", "input_size")
+    missing = [k for k in needed if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise CheckpointError(f"checkpoint sidecar {Path(path).with_suffix('.json')} lacks {', '.join(missing)} in "
+                              "its config; use a checkpoint the workbench wrote")
     model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"])
     return load_into(model, path), cfg
 
@@ -64,7 +83,7 @@ def _cmd_export(args) -> int:
     calib = None
     if args.mode == "int8":
         ds = load_dataset(cfg["dataset"], "train", cfg["input_size"])
-        calib = calibration_batches(ds, args.calibration)
+        calib = calibration_batches(ds, args.calibration_images)
     out = export_tflite(model, args.out, args.mode, calib, cfg["input_size"], cfg["in_channels"],
                         per_channel=not args.per_tensor)
     print(f"wrote {out} ({out.stat().st_size} bytes, {args.mode})")
@@ -104,15 +123,26 @@ def _cmd_compress(args) -> int:
     from helpers.compress.plan import CompressionPlan
     from helpers.data import load_dataset
 
-    plan = CompressionPlan.from_yaml(args.plan)  # validated before the checkpoint is even read
+    from pathlib import Path
+
+    from helpers.io import check_output_folder
+
+    if not Path(args.plan).is_file():
+        raise FileNotFoundError(f"plan file {args.plan} does not exist; give the path of a plan YAML file")
+    plan = CompressionPlan.from_yaml(Path(args.plan))  # validated before the checkpoint is even read
+    free = plan.free_parameters()
+    if free:
+        raise ValueError(f"plan {args.plan} has free parameters ({', '.join(f['name'] for f in free)}); give each a "
+                         "value to compress, or search them with `python -m helpers search`")
+    check_output_folder(args.out, ("model.tflite", "record.json"))  # before any training
     model, cfg = model_from_checkpoint(args.checkpoint)
-    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.train_subset),
+    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.finetune_images),
                   val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
     from helpers.pipeline import run_plan
     from helpers.provenance import light_record
 
-    res = run_plan(plan, model, ctx, args.out, val_limit=args.val_limit, provenance={"run_record": light_record()})
+    res = run_plan(plan, model, ctx, args.out, val_images=args.val_images, provenance={"run_record": light_record()})
     res.pop("model")
     if args.json:
         print(json.dumps(res, indent=2, default=str))
@@ -149,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="python -m helpers",
                                      description="Latency-aware compression workbench for edge inference.")
+    parser.add_argument("--verbose", action="store_true",
+                        help="show the libraries' log lines (TensorFlow, absl, torch) that are hidden by default")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="execute the notebook chain with Papermill",
                        description="Execute notebooks/NN_*.ipynb in order with params/<profile>.yaml; "
@@ -164,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("checkpoint", help="checkpoint .pt file (its .json sidecar must sit beside it)")
     p.add_argument("--mode", default="int8", choices=MODES, help="fp32, full-integer int8 (default), fp16, dynamic")
     p.add_argument("--out", required=True, help="output .tflite path")
-    p.add_argument("--calibration", type=int, default=100, help="training images for int8 calibration (default 100)")
+    p.add_argument("--calibration-images", type=positive, default=100, help="training images for int8 calibration (default 100)")
     p.add_argument("--per-tensor", action="store_true", help="per-tensor instead of per-channel int8 weights")
     p.set_defaults(func=_cmd_export)
 
@@ -178,8 +210,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="time a .tflite on the edge runtime",
                        description="Median, IQR and CV of one inference (blocks of calls, warm-up, noise guard).")
     p.add_argument("model", help=".tflite file")
-    p.add_argument("--threads", type=int, default=1, help="interpreter threads (default 1)")
-    p.add_argument("--repeats", type=int, default=25, help="timed blocks (default 25)")
+    p.add_argument("--threads", type=positive, default=1, help="interpreter threads (default 1)")
+    p.add_argument("--repeats", type=positive, default=25, help="timed blocks (default 25)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench)
 
@@ -197,8 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("plan", help="plan YAML file")
     p.add_argument("--checkpoint", required=True, help="baseline checkpoint .pt (with its .json sidecar)")
     p.add_argument("--out", required=True, help="output folder for model.tflite and record.json")
-    p.add_argument("--train-subset", type=int, default=None, help="training images used for fine-tuning (default all)")
-    p.add_argument("--val-limit", type=int, default=None, help="validation images evaluated (default all)")
+    p.add_argument("--finetune-images", type=positive, default=None, help="training images used for fine-tuning (default all)")
+    p.add_argument("--val-images", type=positive, default=None, help="validation images evaluated (default all)")
     p.add_argument("--json", action="store_true", help="print the record as JSON")
     p.set_defaults(func=_cmd_compress)
 
@@ -206,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Search the free parameters of a plan template against accuracy and latency. "
                                    "Every finished trial is appended to the config's JSON-lines log.")
     p.add_argument("config", help="search config YAML (baseline, template, objective, threshold, budget, method)")
-    p.add_argument("--budget", type=int, help="number of trials (overrides the config)")
+    p.add_argument("--budget", type=positive, help="number of trials (overrides the config)")
     p.add_argument("--resume", action="store_true", help="continue from the existing trial log")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_search)
@@ -221,13 +253,53 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def explain(exc: BaseException) -> str | None:
+    """One sentence for an expected failure (bad input, a path, YAML, a missing key); None for a genuine bug."""
+    import struct
+
+    import yaml
+
+    from helpers.io import yaml_problem
+
+    if isinstance(exc, yaml.YAMLError):
+        return f"malformed YAML ({yaml_problem(exc)}); fix the syntax there"
+    if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename:
+        return f"{exc.strerror or exc} for {exc.filename}; choose a path that can be written or read there"
+    if isinstance(exc, KeyError):
+        return f"the input lacks the field {exc.args[0]!r}; add it (or use a file this workbench wrote)"
+    if isinstance(exc, struct.error):
+        return f"a binary input is truncated or corrupt ({exc}); make it again"
+    if isinstance(exc, (ValueError, FileNotFoundError, RuntimeError, OSError)):
+        return str(exc)
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Parse ``argv`` and run the sub-command; known errors print one line and exit 2."""
+    """Parse ``argv`` and run the sub-command: the one error boundary of the CLI.
+
+    Expected failures print one sentence and exit 2; anything else is a bug in the workbench and prints
+    its traceback with a line saying so (exit 1).
+    """
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        from helpers.quiet import verbose
+
+        verbose()
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, RuntimeError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("interrupted; finished trials and outputs are kept, resume with the same command", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - the boundary: explained or reported as a bug
+        sentence = explain(exc)
+        if sentence is None:
+            import traceback
+
+            traceback.print_exc()
+            print(f"error: this is a bug in the workbench, not in your input ({type(exc).__name__}); please report "
+                  "it with the traceback above", file=sys.stderr)
+            return 1
+        print(f"error: {sentence}", file=sys.stderr)
         return 2
 
 

@@ -61,10 +61,12 @@ class ArrayDataset(Dataset):
 
         Raises ValueError when ``n`` is not a positive whole number.
         """
-        if n is None or n >= len(self):
+        if n is None:
             return self
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise ValueError(f"a subset size must be a positive whole number or None (all samples), not {n!r}")
+        if n >= len(self):
+            return self
         idx = torch.from_numpy(np.random.default_rng(seed).permutation(len(self))[:n])
         return ArrayDataset(self.images[idx], self.targets[idx], self.classes, self.name, self.split,
                             f"{self.fingerprint}-n{n}-s{seed}", None if self.groups is None else self.groups[idx],

@@ -64,6 +64,12 @@ class EdgeTPUReport:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def summary(self) -> dict:
+        """One table row: where the report came from, op counts, the first op left on the CPU, parameter sizes (kB)."""
+        return {"source": self.source, "ops": self.total_ops, "on_tpu": self.tpu_ops, "on_cpu": self.cpu_ops,
+                "first_cpu_op": self.first_cpu_op, "reason": self.first_cpu_reason,
+                "parameter_kB": self.parameter_bytes / 1024, "off_chip_kB": self.off_chip_bytes / 1024}
+
 
 def compiler_path() -> str | None:
     """Path of `edgetpu_compiler` when it is on PATH."""

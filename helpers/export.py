@@ -49,7 +49,9 @@ def _single_images(batches: Iterable[torch.Tensor]):
 
 
 def _convert(module: nn.Module, sample: torch.Tensor, quant=None) -> bytes:
-    import litert_torch
+    from helpers.quiet import load_litert_torch
+
+    litert_torch = load_litert_torch()
     from litert_torch.quantize.quant_config import QuantConfig
 
     cfg = QuantConfig(pt2e_quantizer=quant) if quant is not None else None
@@ -77,12 +79,12 @@ def _post_quantize(float_model: bytes, mode: str) -> bytes:
 
 
 def export_tflite(model: nn.Module, out_path: str | Path, mode: str = "int8",
-                  calibration: Iterable[torch.Tensor] | None = None, input_size: int = 32,
+                  calibration_batches: Iterable[torch.Tensor] | None = None, input_size: int = 32,
                   in_channels: int | None = None, per_channel: bool = True,
                   prepared_qat: nn.Module | None = None, qat_quantizer=None) -> Path:
     """Export ``model`` to ``out_path`` as a .tflite in ``mode`` ('fp32', 'int8', 'fp16', 'dynamic').
 
-    ``calibration`` is an iterable of NCHW float tensors (any batch size; fed one image per call) and
+    ``calibration_batches`` is an iterable of NCHW float tensors (any batch size; fed one image per call) and
     is required for 'int8'. ``per_channel`` chooses per-channel (default) or per-tensor int8 weights.
     ``prepared_qat`` is a PT2E QAT-prepared module (see helpers.compress) converted instead of calibrating,
     with the ``qat_quantizer`` that prepared it.
@@ -105,13 +107,13 @@ def export_tflite(model: nn.Module, out_path: str | Path, mode: str = "int8",
             if prepared_qat is not None:
                 prepared, sample = prepared_qat, torch.zeros(1, input_size, input_size, in_channels)
             else:
-                if calibration is None:
+                if calibration_batches is None:
                     raise ValueError("int8 export needs calibration batches (an iterable of NCHW float tensors)")
                 program, sample = channel_last_program(model, input_size, in_channels)
                 prepared = prepare_pt2e(program, quant)
                 seen = 0
                 with torch.no_grad():
-                    for img in _single_images(calibration):
+                    for img in _single_images(calibration_batches):
                         prepared(_nhwc(img))
                         seen += 1
                 if seen == 0:

@@ -8,21 +8,21 @@ from __future__ import annotations
 
 import pandas as pd
 
-PAYS = 1.05  # a speed-up below this is treated as no gain, as 03's "pays" column does
+from helpers.tables import PAYS  # a speed-up below this is treated as no gain
 
 
-def pool_findings(pool: pd.DataFrame) -> list[str]:
+def pool_findings(pool: pd.DataFrame, pays: float = PAYS) -> list[str]:
     """For 03: per model, whether each int8 method pays, and whether it beats or falls short of its MAC prediction.
 
     ``pool`` needs model, dataset, mode, label, speedup, mac_speedup, latency_ms and latency_iqr_ms. A
-    difference counts only when it exceeds the measurement's relative IQR.
+    difference counts only when it exceeds the measurement's relative IQR; a speed-up under ``pays`` does not pay.
     """
     out = []
     q = pool[(pool["mode"] == "int8") & (pool.label != "int8")]
     for (model, ds), g in q.groupby(["model", "dataset"]):
         for _, r in g.iterrows():
             spread = float(r.latency_iqr_ms / r.latency_ms)
-            if r.speedup < max(PAYS, 1 + spread):
+            if r.speedup < max(pays, 1 + spread):
                 verdict = "does not pay"
             elif r.speedup > r.mac_speedup * (1 + spread):
                 verdict = "pays, more than its MACs predict"

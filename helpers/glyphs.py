@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from helpers.io import atomic_path, write_json
+from helpers.quiet import progress_enabled
 
 CHARACTERS = string.digits + string.ascii_uppercase + string.ascii_lowercase
 MERGED_LOWER = set("cijklmopsuvwxyz")
@@ -257,7 +258,7 @@ def render_glyphs(cache_dir: Path, size: int = 32, variants: int = 8, seed: int 
     from tqdm.auto import tqdm
 
     stack = np.stack([_render_font(Path(f["path"]), size, variants, rng)
-                      for f in tqdm(fonts, desc="rendering fonts", leave=False)])  # fonts, chars, variants, H, W
+                      for f in tqdm(fonts, desc="rendering fonts", leave=False, disable=not progress_enabled())])  # fonts, chars, variants, H, W
     net = pixel_merges([f["design"] for f in fonts], [f["family"] for f in fonts], [f["style"] for f in fonts],
                        stack[:, :, 0, ::2, ::2])
     groups = [net["groups"][f["design"]] for f in fonts]

@@ -78,7 +78,18 @@ def read_model(path: str | Path):
         raise NotTFLiteError(f"{path} is not a TensorFlow Lite model (no TFL3 identifier); export one with "
                              "`python -m helpers export`")
     schema = _schema()
-    return buf, schema.Model.GetRootAs(buf, 0), schema
+    model = schema.Model.GetRootAs(buf, 0)
+    try:  # a truncated or forged file fails deep inside the flatbuffer reader: touch the tables once, here
+        if model.SubgraphsLength() < 1:
+            raise ValueError("no subgraph")
+        for i in range(model.SubgraphsLength()):
+            sub = model.Subgraphs(i)
+            sub.TensorsLength(), sub.OperatorsLength()
+        model.BuffersLength(), model.OperatorCodesLength()
+    except Exception as exc:  # struct.error, IndexError, ...: whatever the reader raises on broken bytes
+        raise NotTFLiteError(f"{path} is not a readable TensorFlow Lite model ({type(exc).__name__}: it is truncated "
+                             "or corrupt); export it again with `python -m helpers export`") from None
+    return buf, model, schema
 
 
 def inspect_tflite(path: str | Path) -> ModelReport:

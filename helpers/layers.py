@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from torch import nn
 from torchvision.models import MobileNetV2
@@ -77,26 +75,26 @@ def block_structure(block: Block, x: torch.Tensor) -> dict:
 
 
 @torch.no_grad()
-def torch_block_latency(model: nn.Module, x: torch.Tensor, repeats: int = 50, warmup: int = 5,
-                        threads: int = 1) -> list[dict]:
-    """Median eager-mode milliseconds of each block on the CPU, timed in isolation on its real input."""
+def torch_block_latency(model: nn.Module, x: torch.Tensor, threads: int = 1, repeats: int = 15,
+                        min_block_ms: float = 5.0) -> list[dict]:
+    """Median eager-mode milliseconds of each block on the CPU, timed in isolation on its real input.
+
+    Timing goes through ``latency.time_callable``, the harness every other latency in the project uses
+    (warm-up, blocks sized to ``min_block_ms``, repeats, the noise guard).
+    """
     import torch_pruning as tp
+
+    from helpers.latency import time_callable
 
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     rows = []
     try:
         for b, inp in zip(blocks(model), block_inputs(model, x)):
-            for _ in range(warmup):
-                b.module(inp)
-            ms = []
-            for _ in range(repeats):
-                t0 = time.perf_counter()
-                b.module(inp)
-                ms.append((time.perf_counter() - t0) * 1e3)
+            r = time_callable(lambda m=b.module, i=inp: m(i), b.name, "torch", threads, repeats,
+                              min_block_ms=min_block_ms)
             macs, params = tp.utils.count_ops_and_params(b.module, inp)
-            q1, med, q3 = np.percentile(ms, [25, 50, 75])
-            rows.append({"block": b.name, "kind": b.kind, "torch_ms": float(med), "torch_iqr_ms": float(q3 - q1),
+            rows.append({"block": b.name, "kind": b.kind, "torch_ms": r.median_ms, "torch_iqr_ms": r.iqr_ms,
                          "macs": int(macs), "params": int(params), "in_shape": "x".join(map(str, inp.shape[1:]))})
     finally:
         torch.set_num_threads(previous)

@@ -16,11 +16,12 @@ import torch
 from torch import nn
 
 from helpers import paths
-from helpers.provenance import config_key
 from helpers.export import export_tflite
 from helpers.io import write_json
 from helpers.latency import measure_tflite
 from helpers.layers import block_inputs, block_structure, blocks
+from helpers.provenance import config_key
+from helpers.quiet import progress_enabled
 from helpers.runtime import runtime_name
 
 LUT_VERSION = 2
@@ -116,7 +117,7 @@ def block_latency_table(model: nn.Module, calibration: torch.Tensor, threads: in
     rows = []
     model = model.eval().cpu()
     inputs = block_inputs(model, calibration)
-    for b, x in tqdm(list(zip(blocks(model), inputs)), desc="LUT", disable=not progress, leave=False):
+    for b, x in tqdm(list(zip(blocks(model), inputs)), desc="LUT", disable=not (progress and progress_enabled()), leave=False):
         struct = block_structure(b, x[:1])
         key = f"{b.kind}-{config_key({'v': LUT_VERSION, **struct, 'runtime': runtime_name(), 'threads': threads, **_where()})}"
 

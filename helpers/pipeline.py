@@ -10,8 +10,18 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from helpers import paths
 from helpers.compress import Context
 from helpers.compress.plan import CompressionPlan
+from helpers.data import load_dataset
+
+
+def context(dataset: str, finetune_images: int | None, val_images: int | None, seed: int = 0) -> Context:
+    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
+    train = load_dataset(dataset, "train").subset(finetune_images, seed=seed)
+    val = load_dataset(dataset, "val").subset(val_images, seed=seed)
+    return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
+                   seed=seed)
 
 
 @dataclass(frozen=True)
@@ -29,7 +39,7 @@ class Timing:
 
 
 def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, timing: Timing = Timing(),
-             val_limit: int | None = None, provenance: dict | None = None) -> dict:
+             val_images: int | None = None, provenance: dict | None = None) -> dict:
     """Apply ``plan`` to a copy of ``model``, export, verify every step, measure; returns the record (also JSON).
 
     The record holds each step's parameters, seconds and checks, the artifact path and mode, its inspection,
@@ -39,45 +49,79 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
     """
     from helpers.export import export_tflite
     from helpers.inspection import inspect_tflite
-    from helpers.io import write_json
+    from helpers.io import atomic_folder, write_json
     from helpers.latency import measure_tflite, measure_tflite_paired
     from helpers.models import count_macs_params
     from helpers.runtime import evaluate_tflite
 
     work, records, snapshots = plan.run_steps(model, ctx)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     spec = plan.export_spec()
-    artifact = out_dir / "model.tflite"
-    t0 = time.perf_counter()
-    calib = [ctx.example(spec.get("calibration", 100))] if spec["mode"] == "int8" else None
-    export_tflite(work, artifact, spec["mode"], calib, ctx.input_size, ctx.in_channels,
-                  per_channel=spec.get("per_channel", True), prepared_qat=ctx.state.get("qat_module"),
-                  qat_quantizer=ctx.state.get("qat_quantizer"))
-    export_s = time.perf_counter() - t0
-    plan.verify_steps(records, snapshots, work, ctx, artifact)
-    info = inspect_tflite(artifact)
-    macs, params = count_macs_params(work, ctx.input_size, ctx.in_channels)
-    result = {"plan": plan.to_dict(), "steps": records, "artifact": str(artifact), "mode": spec["mode"],
-              "full_integer": info.full_integer, "size_bytes": info.size_bytes,
-              "parameter_bytes": info.parameter_bytes, "macs": macs, "params": params,
-              "export_seconds": round(export_s, 2), "ops": info.ops,
-              "all_checks_pass": all(c["status"] != "fail" for r in records for c in r["checks"])}
-    if timing.measure and timing.reference:
-        ref_path, ref_ms = timing.reference
-        p = measure_tflite_paired(artifact, ref_path, timing.threads)
-        result["latency"] = {"median_ms": p.ratio * ref_ms, "iqr_ms": p.ratio_iqr * ref_ms, "cv": p.cv,
-                             "noisy": p.noisy, "ratio_to_reference": p.ratio, "reference": str(ref_path),
-                             "unpaired_median_ms": p.median_ms}
-    elif timing.measure:
-        lat = measure_tflite(artifact, timing.threads)
-        result["latency"] = {"median_ms": lat.median_ms, "iqr_ms": lat.iqr_ms, "cv": lat.cv, "noisy": lat.noisy}
-    result["val_n"] = result["val_correct"] = None
-    if ctx.val_ds is not None:
-        ev = evaluate_tflite(artifact, ctx.val_ds, val_limit, timing.threads)
-        result["val_accuracy"], result["val_n"] = ev["accuracy"], ev.get("n")
-        result["val_correct"] = round(ev["accuracy"] * ev["n"]) if ev.get("n") else None
-    result.update(provenance or {})
-    write_json(out_dir / "record.json", result)
+    final = out_dir / "model.tflite"
+    # model.tflite and record.json are made in a temporary folder that replaces out_dir as one unit: a kill at
+    # any moment leaves the previous pair or the new one, never a model without its record or a mixed pair
+    with atomic_folder(out_dir, owned=("model.tflite", "record.json")) as tmp:
+        artifact = tmp / "model.tflite"
+        t0 = time.perf_counter()
+        calib = [ctx.example(spec.get("calibration", 100))] if spec["mode"] == "int8" else None
+        export_tflite(work, artifact, spec["mode"], calib, ctx.input_size, ctx.in_channels,
+                      per_channel=spec.get("per_channel", True), prepared_qat=ctx.state.get("qat_module"),
+                      qat_quantizer=ctx.state.get("qat_quantizer"))
+        export_s = time.perf_counter() - t0
+        plan.verify_steps(records, snapshots, work, ctx, artifact)
+        info = inspect_tflite(artifact)
+        macs, params = count_macs_params(work, ctx.input_size, ctx.in_channels)
+        result = {"plan": plan.to_dict(), "steps": records, "artifact": str(final), "mode": spec["mode"],
+                  "full_integer": info.full_integer, "size_bytes": info.size_bytes,
+                  "parameter_bytes": info.parameter_bytes, "macs": macs, "params": params,
+                  "export_seconds": round(export_s, 2), "ops": info.ops,
+                  "all_checks_pass": all(c["status"] != "fail" for r in records for c in r["checks"])}
+        if timing.measure and timing.reference:
+            ref_path, ref_ms = timing.reference
+            p = measure_tflite_paired(artifact, ref_path, timing.threads)
+            result["latency"] = {"median_ms": p.ratio * ref_ms, "iqr_ms": p.ratio_iqr * ref_ms, "cv": p.cv,
+                                 "noisy": p.noisy, "ratio_to_reference": p.ratio, "reference": str(ref_path),
+                                 "unpaired_median_ms": p.median_ms}
+        elif timing.measure:
+            lat = measure_tflite(artifact, timing.threads)
+            result["latency"] = {"median_ms": lat.median_ms, "iqr_ms": lat.iqr_ms, "cv": lat.cv, "noisy": lat.noisy}
+        result["val_n"] = result["val_correct"] = None
+        if ctx.val_ds is not None:
+            ev = evaluate_tflite(artifact, ctx.val_ds, val_images, timing.threads)
+            result["val_accuracy"], result["val_n"] = ev["accuracy"], ev.get("n")
+            result["val_correct"] = round(ev["accuracy"] * ev["n"]) if ev.get("n") else None
+        result.update(provenance or {})
+        write_json(tmp / "record.json", result)
     result["model"] = work
     return result
+
+
+def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
+             threads: int = 1, reference: tuple | None = None) -> dict:
+    """Apply ``plan`` to the baseline ``model`` (with :func:`run_plan`) and return one flat row of measured figures.
+
+    ``reference`` is (artifact path, its latency in ms), normally ``references.plain_int8_reference``: the plan's
+    artifact is then timed against it in alternating blocks. Artifacts and the per-plan record land in
+    runs/<profile>/plans/<checkpoint>/<plan hash>/. Accuracy is a fraction (``val_accuracy`` of the artifact).
+    """
+    from helpers.provenance import code_digest, current_record
+
+    plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
+    # the folder carries a hash of the code that makes the artifact, so a code change never reuses a stale one
+    code = code_digest("compress", "export.py", "data.py", "train.py")
+    out = (paths.run_dir(profile) / "plans" / Path(record["path"]).stem
+           / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
+    res = run_plan(plan, model, ctx, out, Timing(threads, reference),
+                   provenance={"run_record": current_record(profile)["id"]})
+    checks = [c for s in res["steps"] for c in s["checks"]]
+    return {"label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
+            "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],
+            "noisy": res["latency"]["noisy"], "val_accuracy": res["val_accuracy"], "macs": res["macs"],
+            "params": res["params"], "size_kB": res["size_bytes"] / 1024, "full_integer": res["full_integer"],
+            "checks_pass": sum(c["status"] == "pass" for c in checks),
+            "checks_fail": sum(c["status"] == "fail" for c in checks),
+            "checks_not_visible": sum(c["status"] == "not visible" for c in checks),
+            "ratio_to_reference": res["latency"].get("ratio_to_reference"), "run_record": res.get("run_record"),
+            "val_n": res["val_n"], "val_correct": res["val_correct"],
+            "seconds": sum(s["seconds"] for s in res["steps"]) + res["export_seconds"], "artifact": res["artifact"],
+            "steps": res["steps"]}

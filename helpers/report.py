@@ -36,7 +36,8 @@ def _md(caption: str, header: list[str], rows: list[str]) -> list[str]:
 
 
 def _ci(acc, lo, hi) -> str:
-    return f"{acc:.2f}% [{lo:.2f}, {hi:.2f}]"
+    """An accuracy and its interval (fractions) in percent."""
+    return f"{100 * acc:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
 
 
 def headline(folder: Path) -> dict:
@@ -94,12 +95,12 @@ def section(folder: Path) -> list[str]:
     if b is not None:
         lines += _md("**O1/O2 baselines** (test accuracy with its 95% Wilson interval):",
                      ["model", "dataset", "params (M)", "MMACs", "val. acc.", "test acc. [95% CI]", "test images"],
-                     [f"| {r.model} | {r.dataset} | {r.params_M:.2f} | {r.MMACs:.1f} | {r['val_acc_%']:.2f}% | "
-                      f"{_ci(r['test_acc_%'], r['test_acc_%_lo'], r['test_acc_%_hi'])} | {int(r.test_n)} |"
+                     [f"| {r.model} | {r.dataset} | {r.params_M:.2f} | {r.MMACs:.1f} | {100 * r.val_accuracy:.2f}% | "
+                      f"{_ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi)} | {int(r.test_n)} |"
                       for _, r in b.iterrows()])
     d = _table(folder, "design_accuracy")
     if d is not None and len(d):
-        v = d["acc_%"]
+        v = 100 * d["accuracy"]
         lines += [f"**Glyphs by held-out design** (ResNet-18, test split): {len(d)} designs never seen in training, "
                   f"accuracy mean {v.mean():.2f}%, standard deviation {v.std(ddof=1):.2f} points across designs, "
                   f"lowest {v.min():.2f}% ({d.loc[v.idxmin(), 'group']}), highest {v.max():.2f}% ({d.loc[v.idxmax(), 'group']}).", ""]
@@ -108,8 +109,8 @@ def section(folder: Path) -> list[str]:
         lines += _md("**O4 deployed artifacts** (the canonical plain int8 file, test accuracy of the .tflite):",
                      ["model", "dataset", "full-integer", "int8 test acc. [95% CI]", "PyTorch fp32", "difference (points)"],
                      [f"| {r.model} | {r.dataset} | {r.full_integer} | "
-                      f"{_ci(r['int8_tflite_acc_%'], r['int8_acc_lo_%'], r['int8_acc_hi_%'])} "
-                      f"| {r['torch_fp32_acc_%']:.2f}% | {-r.drop_points:+.2f} |" for _, r in a.iterrows()])
+                      f"{_ci(r.int8_accuracy, r.int8_accuracy_lo, r.int8_accuracy_hi)} "
+                      f"| {100 * r.torch_fp32_accuracy:.2f}% | {-100 * r.drop:+.2f} |" for _, r in a.iterrows()])
     if e is not None:
         lines += _md("Latency per image (1 thread; fp32 and PyTorch timed against the int8 file in alternating blocks):",
                      ["model", "backend", "median (ms)", "IQR (ms)", "ratio to int8"],
@@ -127,13 +128,13 @@ def section(folder: Path) -> list[str]:
                      "measurement's relative IQR; validation accuracy of the artifact with its 95% interval):",
                      ["model", "plan", "speed-up", "by MACs", "IQR", "val. acc. [95% CI]", "change (points)"],
                      [f"| {r.model} | {r.label} | {r.speedup:.2f}x | {r.mac_speedup:.2f}x | "
-                      f"{100 * r.latency_iqr_ms / r.latency_ms:.1f}% | {_ci(r['val_acc_%'], r['val_acc_%_lo'], r['val_acc_%_hi'])} "
-                      f"| {r.acc_change:+.2f} |" for _, r in q.iterrows()])
+                      f"{100 * r.latency_iqr_ms / r.latency_ms:.1f}% | {_ci(r.val_accuracy, r.val_accuracy_lo, r.val_accuracy_hi)} "
+                      f"| {100 * r.accuracy_change:+.2f} |" for _, r in q.iterrows()])
     comp = _table(folder, "composition")
     if comp is not None:
         lines += _md("**O5 compositions** (ResNet-18):", ["plan", "speed-up", "by MACs", "val. acc. [95% CI]", "change (points)"],
                      [f"| {r.label} | {r.speedup:.2f}x | {r.mac_speedup:.2f}x | "
-                      f"{_ci(r['val_acc_%'], r['val_acc_%_lo'], r['val_acc_%_hi'])} | {r.acc_change:+.2f} |"
+                      f"{_ci(r.val_accuracy, r.val_accuracy_lo, r.val_accuracy_hi)} | {100 * r.accuracy_change:+.2f} |"
                       for _, r in comp.iterrows()])
     pc = _table(folder, "parameter_choice")
     if pc is not None:
@@ -141,8 +142,8 @@ def section(folder: Path) -> list[str]:
                      "curve by more than 0.5 points and by more than the noise of an accuracy difference):",
                      ["parameter", "latency change (%)", "accuracy change (points)", "above the curve (points)",
                       "noise (points)", "verdict"],
-                     [f"| {r.parameter} | {r['latency_change_%']:.1f} | {r.acc_change:.2f} | {r.above_curve:.2f} | "
-                      f"{r.noise:.2f} | {r.verdict} |" for _, r in pc.iterrows()])
+                     [f"| {r.parameter} | {r['latency_change_%']:.1f} | {100 * r.accuracy_change:.2f} | {100 * r.above_curve:.2f} | "
+                      f"{100 * r.noise:.2f} | {r.verdict} |" for _, r in pc.iterrows()])
     s = _table(folder, "search_summary")
     if s is not None:
         rows = []
@@ -153,13 +154,13 @@ def section(folder: Path) -> list[str]:
                 rows.append(f"| {r.dataset} | {r.method} | {r.chosen} | - | - | - | - | - | - | - |")
                 continue
             test = bar = verdict = "-"
-            if pd.notna(r.get("test_acc_pct")):
-                v = o8_verdict(r.test_acc_pct, r["fp32_test_%"], r.get("threshold", 1.0), r.speedup_vs_int8,
+            if pd.notna(r.get("test_accuracy")):
+                v = o8_verdict(r.test_accuracy, r.fp32_test_accuracy, r.get("threshold", 1.0), r.speedup_vs_int8,
                                r.speedup_vs_fp32, r.get("target_vs_int8", 2.0), r.get("target_vs_fp32", 5.0))
-                test, bar = _ci(r.test_acc_pct, r.test_lo_pct, r.test_hi_pct), f"{v['bar']:.2f}%"
+                test, bar = _ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi), f"{100 * v['bar']:.2f}%"
                 verdict = f"**{v['text']}**"
             rows.append(f"| {r.dataset} | {r.method} | {r.chosen} | {r.latency_ms:.4f} | {r.speedup_vs_int8:.2f}x | "
-                        f"{r.speedup_vs_fp32:.2f}x | {r.val_acc_pct:.2f}% | {test} | {bar} | {verdict} |")
+                        f"{r.speedup_vs_fp32:.2f}x | {100 * r.val_accuracy:.2f}% | {test} | {bar} | {verdict} |")
         lines += _md("**O8** (selection on validation; the verdict on test, once, with the chosen artifact's 95% interval; "
                      "bar = fp32 test accuracy minus the threshold; only the GP's plans get the long final fine-tune, "
                      "random search and the grid are shown at the screening fidelity, so their rows are not comparable "

@@ -46,8 +46,11 @@ def make_interpreter(path: str | Path, num_threads: int = 1, delegate_library: s
         kwargs["experimental_delegates"] = [mod.load_delegate(delegate_library)]
     if not default_delegates:
         kwargs["experimental_op_resolver_type"] = mod.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
-    interp = mod.Interpreter(**kwargs)
-    interp.allocate_tensors()
+    from helpers.quiet import native_stderr_silenced
+
+    with native_stderr_silenced():  # "INFO: Created TensorFlow Lite XNNPACK delegate" on every interpreter
+        interp = mod.Interpreter(**kwargs)
+        interp.allocate_tensors()
     return interp
 
 

@@ -142,6 +142,29 @@ def append_log(path: str | Path, row: dict) -> None:
         os.fsync(fh.fileno())
 
 
+def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
+    """The search's reference point, measured once and kept beside its logs, so a resumed search keeps its units.
+
+    Trials are timed as a ratio to the plain int8 artifact times its latency; re-measuring that latency at
+    every restart would put the trials of each segment in other units. The first call runs ``measure()``
+    (e.g. ``references.reference_point``) and writes the JSON file atomically; later calls read it. Raises
+    SearchError when the stored reference artifact no longer exists.
+    """
+    from helpers.io import write_json
+
+    path = Path(path)
+    if path.exists():
+        ref = json.loads(path.read_text())
+        artifact = (ref.get("latency_reference") or [None])[0]
+        if artifact and not Path(artifact).exists():
+            raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; delete {path} "
+                              "and the search's logs to start the search over")
+        return ref
+    ref = measure()
+    write_json(path, ref)
+    return json.loads(path.read_text())
+
+
 # ---- the search ------------------------------------------------------------------------------------
 @dataclass
 class SearchResult:
@@ -159,6 +182,16 @@ def pareto_front(trials: list[dict]) -> list[dict]:
         (o["accuracy"] >= t["accuracy"] and o["latency_ms"] <= t["latency_ms"]) and
         (o["accuracy"] > t["accuracy"] or o["latency_ms"] < t["latency_ms"]) for o in ok)]
     return sorted(front, key=lambda t: t["latency_ms"])
+
+
+def best_so_far(trials: list[dict]) -> list[float]:
+    """After each trial, the lowest latency among finished trials that cleared the bar so far (inf before one has)."""
+    best, curve = np.inf, []
+    for t in trials:
+        if t["status"] == "ok" and t["feasible"]:
+            best = min(best, t["latency_ms"])
+        curve.append(best)
+    return curve
 
 
 def summarise(trials: list[dict], objective: Objective) -> SearchResult:
@@ -289,38 +322,59 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
     if stale is not None:
         raise SearchError(f"trial log {log_path} holds trials over {sorted(stale['values'])}, not this search's "
                           f"{sorted(names)}; delete the log or give this search its own")
+    for t in done:
+        for d in dims:
+            if t["values"][d.name] not in d:
+                raise SearchError(f"trial log {log_path}, trial {t['trial']}: {d.name} = {t['values'][d.name]!r} lies "
+                                  f"outside this search's range ({d}); delete the log or give this search its own")
     # random search is skopt's own initial-point sampler kept on for the whole budget (its "dummy"
     # estimator fails with scikit-learn 1.9's estimator tags)
     skopt_gp = method == "gp" and surrogate == "objective"
     opt = Optimizer(dims, base_estimator="GP", n_initial_points=n_initial if skopt_gp else 10 ** 9,
                     acq_func=acq_func, random_state=seed)
     grid = _grid_points(dims, budget, seed) if method == "grid" else None
-    worst = [max([t["objective"] for t in done if t.get("status") == "ok"] or [10.0])]
-    if done:
-        xs = [[t["values"][n] for n in names] for t in done]
-        opt.tell(xs, [t["objective"] if t.get("status") == "ok" else worst[0] for t in done])
-    next_id = max([t["trial"] for t in done], default=-1) + 1
+    logged, done = done, []
+    worst = [10.0]
 
-    def propose(k: int) -> list[list]:
+    def source(k: int) -> str:
+        """Where the next proposal comes from: 'grid', 'composite' or 'skopt' (skopt's sampler or its GP)."""
         if grid is not None:
             tried = {json.dumps([_plain(v) for v in t["values"].values()], default=str) for t in done}
-            pending = [p for p in grid if json.dumps([_plain(v) for v in p], default=str) not in tried]
-            return pending[:k] if pending else [list(p) for p in opt.ask(n_points=k)]
-        if method == "gp" and not skopt_gp and len(done) >= n_initial and any(t.get("status") == "ok" for t in done):
+            if any(json.dumps([_plain(v) for v in p], default=str) not in tried for p in grid):
+                return "grid"
+        elif method == "gp" and not skopt_gp and len(done) >= n_initial and any(t.get("status") == "ok" for t in done):
+            return "composite"
+        return "skopt"
+
+    def propose(k: int) -> list[list]:
+        how = source(k)
+        if how == "grid":
+            tried = {json.dumps([_plain(v) for v in t["values"].values()], default=str) for t in done}
+            return [p for p in grid if json.dumps([_plain(v) for v in p], default=str) not in tried][:k]
+        if how == "composite":
             return composite_proposals(opt.space, done, names, objective, k, seed)
         return opt.ask(n_points=k, strategy="cl_min") if k > 1 else [opt.ask()]
+
+    def tell(x: list, row: dict) -> None:
+        if row["status"] == "ok":
+            worst[0] = max(worst[0], row["objective"])
+        opt.tell(list(x), row["objective"] if row["status"] == "ok" else worst[0] * 1.5)
+        done.append(row)
+
+    # Resume = the uninterrupted run: replay the log in order, advancing the optimiser's random state exactly
+    # as the run that wrote it did (skopt's sampler draws from its rng on every ask), so the next proposal is
+    # the one the uninterrupted run would have made and no finished plan is proposed again by a restarted sampler.
+    for t in logged:
+        if n_parallel <= 1 and source(1) == "skopt":
+            opt.ask()
+        tell([t["values"][n] for n in names], t)
+    next_id = max([t["trial"] for t in done], default=-1) + 1
 
     def record(trial_id: int, x: list, outcome: dict | Exception, seconds: float) -> dict:
         row = trial_row(trial_id, {n: _plain(v) for n, v in zip(names, x)}, outcome, seconds, objective,
                         {"method": method, "seed": seed})
-        if row["status"] == "ok":
-            y = row["objective"]
-            worst[0] = max(worst[0], y)
-        else:
-            y = worst[0] * 1.5
         append_log(log_path, row)  # written before the optimiser hears of it: a kill loses nothing finished
-        opt.tell(list(x), y)
-        done.append(row)
+        tell(x, row)
         if on_trial:
             on_trial(row)
         return row
@@ -350,7 +404,7 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
     return summarise(done, objective)
 
 
-def finalise(screened: list[dict], objective: Objective, final_fn: Callable[[dict], dict], log_path: str | Path,
+def confirm_front(screened: list[dict], objective: Objective, final_fn: Callable[[dict], dict], log_path: str | Path,
              max_runs: int = 2, on_trial: Callable[[dict], None] | None = None) -> SearchResult:
     """Second fidelity: re-run plans of the screening Pareto front with the final (long) fine-tuning.
 
@@ -423,11 +477,16 @@ def load_config(path: str | Path) -> dict:
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise SearchError(f"search config {path} is not valid YAML ({str(exc).splitlines()[0]})") from None
+        from helpers.io import yaml_problem
+
+        raise SearchError(f"search config {path} is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
     defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
-                "acq_func": "gp_hedge", "surrogate": "composite", "profile": "default", "finetune_subset": None, "val_subset": 2000,
+                "acq_func": "gp_hedge", "surrogate": "composite", "profile": "default", "finetune_images": None, "val_images": 2000,
                 "trial": "plan", "sleep_s": 0.0, "log": str(path.with_suffix(".jsonl")),
                 "screen_slack": 0.0, "final_epochs": None, "final_runs": 2}
+    if not isinstance(cfg, dict):
+        raise SearchError(f"search config {path} must be a mapping of fields (baseline, template, objective, ...), "
+                          f"not a {type(cfg).__name__}")
     unknown = sorted(set(cfg) - set(defaults) - {"baseline", "template"})
     if unknown:
         raise SearchError(f"search config {path}: unknown field {unknown[0]!r}")
@@ -455,7 +514,44 @@ def load_config(path: str | Path) -> dict:
                           "number of fine-tuning passes, or null for a single-fidelity search")
     if cfg["trial"] == "plan" and "baseline" not in cfg:
         raise SearchError(f"search config {path}: missing 'baseline' (model, dataset, width, epochs, ...)")
+    for name, allow_none in (("budget", False), ("n_initial", False), ("final_runs", False),
+                             ("finetune_images", True), ("val_images", True)):
+        v = cfg[name]
+        if not (v is None and allow_none) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SearchError(f"search config {path}, field {name!r}: {v!r} must be a whole number of at least 1"
+                              + (" (or null for all)" if allow_none else ""))
+    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int):
+        raise SearchError(f"search config {path}, field 'seed': {cfg['seed']!r} must be a whole number")
+    if not isinstance(cfg["sleep_s"], (int, float)) or cfg["sleep_s"] < 0:
+        raise SearchError(f"search config {path}, field 'sleep_s': {cfg['sleep_s']!r} must be seconds >= 0")
+    if cfg["trial"] == "plan":
+        b = cfg["baseline"]
+        if not isinstance(b, dict) or not {"model", "dataset"} <= set(b):
+            raise SearchError(f"search config {path}, field 'baseline': give a mapping with at least model and dataset")
+        from helpers.models import MODELS
+
+        if b["model"] not in MODELS:
+            raise SearchError(f"search config {path}, field 'baseline.model': {b['model']!r} is not one of "
+                              f"{', '.join(MODELS)}")
+        for k in ("width", "epochs", "lr"):
+            if k in b and (not isinstance(b[k], (int, float)) or b[k] <= 0):
+                raise SearchError(f"search config {path}, field 'baseline.{k}': {b[k]!r} must be a positive number")
+        for k in ("batch_size", "train_images"):
+            if b.get(k) is not None and (isinstance(b[k], bool) or not isinstance(b[k], int) or b[k] < 1):
+                raise SearchError(f"search config {path}, field 'baseline.{k}': {b[k]!r} must be a whole number of "
+                                  "at least 1")
     return cfg
+
+
+def check_log_path(log_path: Path) -> None:
+    """The trial log can be created or appended to; SearchError names the path otherwise (before any work)."""
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a"):
+            pass
+    except OSError as exc:
+        raise SearchError(f"trial log {log_path} cannot be written ({exc.strerror or exc}); set 'log' to a writable "
+                          "path") from None
 
 
 def search_from_config(path: str | Path, budget: int | None = None, resume: bool = False, executor=None,
@@ -464,7 +560,7 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
     from helpers.compress.plan import CompressionPlan, PlanError
 
     cfg = load_config(path)
-    budget = int(budget or cfg["budget"])
+    budget = int(cfg["budget"] if budget is None else budget)
     try:
         template = CompressionPlan.from_dict(cfg["template"])
     except PlanError as exc:
@@ -478,6 +574,9 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
         log_path = paths.ROOT / log_path
     if log_path.exists() and read_log(log_path) and not resume:
         raise SearchError(f"trial log {log_path} already holds trials; pass --resume to continue it or delete it")
+    check_log_path(log_path)
+    if budget < 1:
+        raise SearchError(f"budget {budget!r} must be at least 1 trial")
     final_fn = None
     if cfg["trial"] == "synthetic":
         trial_fn, ref = SyntheticTrial(free, cfg["sleep_s"]), {"fp32_val_accuracy": 0.92, "int8_latency_ms": 1.0}
@@ -485,17 +584,20 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
             final_fn = SyntheticTrial(free, cfg["sleep_s"], accuracy_gain=0.01)
     else:
         from helpers.baselines import baseline
-        from helpers.experiments import PlanTrial, context, reference_point
+        from helpers.pipeline import context
+        from helpers.references import reference_point
+        from helpers.trial import PlanTrial
 
         b = cfg["baseline"]
         model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
-                                 b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_subset"))
-        ctx = context(b["dataset"], cfg["finetune_subset"], cfg["val_subset"], cfg["seed"])
-        ref = reference_point(model, record, ctx, cfg["profile"])
+                                 b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
+        ctx = context(b["dataset"], cfg["finetune_images"], cfg["val_images"], cfg["seed"])
+        ref = stored_reference(log_path.with_name(f"{log_path.stem}.reference.json"),
+                               lambda: reference_point(model, record, ctx))
         pair = ref["latency_reference"]  # trials are timed against the plain int8 artifact
         trial_fn = PlanTrial(template, model, record, ctx, cfg["profile"], reference=pair)
         if cfg["final_epochs"]:
-            from helpers.experiments import with_finetune_epochs
+            from helpers.trial import with_finetune_epochs
 
             final_fn = PlanTrial(with_finetune_epochs(template, cfg["final_epochs"]), model, record, ctx, cfg["profile"],
                                  reference=pair)
@@ -520,4 +622,4 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
             if row["status"] == "ok" else f"failed ({row['reason']})"))
 
     final_log = log_path.with_name(f"{log_path.stem}-final{cfg['final_epochs']}.jsonl")
-    return finalise(result.trials[:budget], objective, final_fn, final_log, cfg["final_runs"], report_final), ref
+    return confirm_front(result.trials[:budget], objective, final_fn, final_log, cfg["final_runs"], report_final), ref

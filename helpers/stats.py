@@ -34,26 +34,31 @@ def difference_noise(p: float, n: int, z: float = Z95) -> float:
     return z * math.sqrt(2 * p * (1 - p) / n)
 
 
-def with_interval(df: pd.DataFrame, acc: str = "val_acc_%", n: str = "val_n") -> pd.DataFrame:
-    """Add ``<acc>_lo`` and ``<acc>_hi`` (the 95% Wilson interval, same unit as ``acc`` in percent) to each row."""
-    lo, hi = zip(*[wilson_interval(round(a / 100 * k), int(k)) for a, k in zip(df[acc], df[n])]) if len(df) else ((), ())
-    return df.assign(**{f"{acc}_lo": 100 * np.asarray(lo), f"{acc}_hi": 100 * np.asarray(hi)})
+def with_interval(df: pd.DataFrame, acc: str = "val_accuracy", n: str = "val_n") -> pd.DataFrame:
+    """Add ``<acc>_lo`` and ``<acc>_hi`` (the 95% Wilson interval of the fraction ``acc`` on ``n`` images) to each row.
+
+    A row without an accuracy (NaN) gets NaN bounds.
+    """
+    bounds = [wilson_interval(round(a * k), int(k)) if a == a and k == k else (np.nan, np.nan)
+              for a, k in zip(df[acc], df[n])]
+    lo, hi = zip(*bounds) if bounds else ((), ())
+    return df.assign(**{f"{acc}_lo": np.asarray(lo, float), f"{acc}_hi": np.asarray(hi, float)})
 
 
 def group_accuracy(predictions, targets, groups, names: list[str]) -> pd.DataFrame:
-    """Accuracy per group (glyphs: per held-out design) with its size and Wilson interval, in percent."""
+    """Accuracy per group (glyphs: per held-out design) with its size and Wilson interval, as fractions."""
     pred, true, grp = (np.asarray(a) for a in (predictions, targets, groups))
     rows = []
     for g in np.unique(grp):
         m = grp == g
         k, n = int((pred[m] == true[m]).sum()), int(m.sum())
         lo, hi = wilson_interval(k, n)
-        rows.append({"group": names[g] if names else int(g), "n": n, "acc_%": 100 * k / n, "acc_lo_%": 100 * lo,
-                     "acc_hi_%": 100 * hi})
+        rows.append({"group": names[g] if names else int(g), "n": n, "accuracy": k / n, "accuracy_lo": lo,
+                     "accuracy_hi": hi})
     return pd.DataFrame(rows)
 
 
-def spread_over_groups(table: pd.DataFrame, col: str = "acc_%") -> dict:
+def spread_over_groups(table: pd.DataFrame, col: str = "accuracy") -> dict:
     """Mean, standard deviation, min and max of ``col`` across groups (each group counts once)."""
     v = table[col].to_numpy(float)
     return {"groups": int(len(v)), "mean": float(v.mean()), "sd": float(v.std(ddof=1)) if len(v) > 1 else float("nan"),

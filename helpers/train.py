@@ -14,6 +14,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from helpers.data import ArrayDataset, batches
+from helpers.quiet import progress_enabled
 
 
 def device() -> torch.device:
@@ -97,6 +98,10 @@ def train(model: nn.Module, train_ds: ArrayDataset, cfg: TrainConfig, val_ds: Ar
     (KL divergence of temperature-softened logits). Forward passes run in ``resolve_precision``'s arithmetic.
     Rows hold epoch, train_loss, val_accuracy, seconds.
     """
+    if len(train_ds) == 0:
+        raise ValueError(f"cannot train on an empty dataset ({train_ds.name} {train_ds.split}); give at least one image")
+    if cfg.batch_size < 1 or cfg.epochs < 0:
+        raise ValueError(f"batch_size {cfg.batch_size!r} and epochs {cfg.epochs!r} must be >= 1 and >= 0")
     seed_everything(cfg.seed)
     dev = device()
     bf16 = resolve_precision(model, cfg.precision, dev) == "bf16"
@@ -112,7 +117,7 @@ def train(model: nn.Module, train_ds: ArrayDataset, cfg: TrainConfig, val_ds: Ar
     opt = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=total_steps, pct_start=0.25)
     history, step, epoch = [], 0, 0
-    bar = tqdm(total=total_steps, desc="train", disable=not progress, leave=False)
+    bar = tqdm(total=total_steps, desc="train", disable=not (progress and progress_enabled()), leave=False)
     while step < total_steps:
         model.train()
         t0, run_loss, seen = time.perf_counter(), 0.0, 0

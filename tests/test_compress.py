@@ -1,6 +1,5 @@
 """Each compression method's verified effect on a small model, in PyTorch and in the exported artifact."""
 
-import numpy as np
 import pytest
 import torch
 
@@ -28,7 +27,7 @@ def _model(name="resnet18", width=0.25):
 
 def _apply(steps, ctx, tmp_path, model=None, **kw):
     plan = CompressionPlan.from_dict({"steps": steps, **kw})
-    return run_plan(plan, model or _model(), ctx, tmp_path, Timing(measure=False), val_limit=64)
+    return run_plan(plan, model or _model(), ctx, tmp_path, Timing(measure=False), val_images=64)
 
 
 def _checks(result, method):
@@ -108,7 +107,7 @@ def test_clustering_at_most_k_values(ctx, tmp_path):
 def test_qat_gives_full_integer(ctx, tmp_path):
     res = _apply([{"method": "qat", "epochs": 0.2, "calibration": 8}], ctx, tmp_path)
     assert res["full_integer"] and _checks(res, "qat")["full-integer artifact"]["status"] == "pass"
-    # the artifact was scored on the validation images asked for (val_limit 64), and the record carries what
+    # the artifact was scored on the validation images asked for (val_images 64), and the record carries what
     # its interval needs
     n = min(64, len(ctx.val_ds))
     assert res["val_n"] == n and res["val_correct"] == round(res["val_accuracy"] * n)
@@ -133,12 +132,12 @@ def test_cli_export_and_compress_from_a_checkpoint(tmp_path):
     ckpt = save_checkpoint(_model(), tmp_path / "r.pt", cfg, {})
     out = tmp_path / "m.tflite"
     run = subprocess.run([sys.executable, "-m", "helpers", "export", str(ckpt), "--mode", "int8", "--out", str(out),
-                          "--calibration", "8"], capture_output=True, text=True)
+                          "--calibration-images", "8"], capture_output=True, text=True)
     assert run.returncode == 0 and "wrote" in run.stdout, run.stderr[-1500:]
     plan = tmp_path / "plan.yaml"
     plan.write_text("steps:\n  - {method: structured, ratio: 0.5}\n  - {method: ptq, calibration: 8}\n")
     run = subprocess.run([sys.executable, "-m", "helpers", "compress", str(plan), "--checkpoint", str(ckpt),
-                          "--out", str(tmp_path / "c"), "--json", "--train-subset", "64", "--val-limit", "32"],
+                          "--out", str(tmp_path / "c"), "--json", "--finetune-images", "64", "--val-images", "32"],
                          capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-1500:]
     rec = json.loads(run.stdout)

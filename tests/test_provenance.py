@@ -20,7 +20,7 @@ def test_code_digest_changes_with_one_line_of_pruning(tmp_path):
 
 def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
     """A changed helpers/compress/ means a new plan folder: cached plan artifacts are never reused across code."""
-    from helpers import experiments
+    from helpers import pipeline
 
     seen = []
 
@@ -41,7 +41,7 @@ def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
     for salt in ("aaa", "bbb"):
         monkeypatch.setattr("helpers.provenance.code_digest", lambda *m, salt=salt, **k: salt)
         with pytest.raises(Stop):
-            experiments.plan_row(plan, None, {"path": "ckpt.pt", "config": {}}, Ctx(), "smoke")
+            pipeline.plan_row(plan, None, {"path": "ckpt.pt", "config": {}}, Ctx(), "smoke")
     assert seen[0] != seen[1]
 
 
@@ -81,3 +81,26 @@ def test_record_has_the_fields_and_tables_point_to_it(tmp_path, monkeypatch):
     assert {"ai-edge-litert", "torchao", "scikit-learn", "numpy", "pillow"} <= set(rec["packages"])
     assert set(rec["datasets"]) == {"fashion_mnist", "glyphs"}
     assert set(pd.read_csv(path).run_record) == {rec["id"]}
+
+
+def test_an_output_folder_is_replaced_as_one_unit(tmp_path):
+    from helpers.io import atomic_folder
+
+    out = tmp_path / "plan"
+    with atomic_folder(out, owned=("model.tflite", "record.json")) as tmp:
+        (tmp / "model.tflite").write_text("m1")
+        (tmp / "record.json").write_text("r1")
+    with pytest.raises(RuntimeError):  # killed half way: the previous pair stays, whole
+        with atomic_folder(out, owned=("model.tflite", "record.json")) as tmp:
+            (tmp / "model.tflite").write_text("m2")
+            raise RuntimeError("killed before the record")
+    assert (out / "model.tflite").read_text() == "m1" and (out / "record.json").read_text() == "r1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["plan"]  # no temporary folder left behind
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="holds other files \\(notes.txt\\)"):
+        with atomic_folder(out, owned=("model.tflite", "record.json")):
+            pass
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(FileExistsError, match="exists as a file"):
+        with atomic_folder(tmp_path / "afile", owned=()):
+            pass

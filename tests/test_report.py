@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from helpers import paths
-from helpers.experiments import composition_verdict, judge_parameters
+from helpers.verdicts import composition_verdict
 from helpers.findings import layer_findings, pool_findings
 from helpers.report import BEGIN, END, build_report, readme_section, write_readme
 from helpers.stats import difference_noise, group_accuracy, wilson_interval
@@ -26,8 +26,8 @@ def _machine(root, name, created, int8_ms, ranking):
                   "ratio_to_int8": [1.0]}).to_csv(d / "latency_end_to_end.csv", index=False)
     pd.DataFrame({"model": "resnet18", "dataset": "fashion_mnist", "mode": "int8", "label": ranking,
                   "latency_ms": [0.1, 0.2, 0.3], "latency_iqr_ms": 0.001, "speedup": [3.0, 1.5, 1.0],
-                  "mac_speedup": [2.0, 1.5, 1.0], "val_acc_%": 90.0, "val_acc_%_lo": 89.0, "val_acc_%_hi": 91.0,
-                  "acc_change": 0.0}).to_csv(d / "pool.csv", index=False)
+                  "mac_speedup": [2.0, 1.5, 1.0], "val_accuracy": 0.90, "val_accuracy_lo": 0.89,
+                  "val_accuracy_hi": 0.91, "accuracy_change": 0.0}).to_csv(d / "pool.csv", index=False)
 
 
 def test_report_puts_two_machines_side_by_side(tmp_path):
@@ -58,21 +58,13 @@ def test_wilson_interval_known_values():
 
 def test_group_accuracy_per_design():
     t = group_accuracy([0, 1, 1, 1], [0, 1, 0, 0], [0, 0, 1, 1], ["x", "y"])
-    assert t.set_index("group")["acc_%"].to_dict() == {"x": 100.0, "y": 0.0}
+    assert t.set_index("group")["accuracy"].to_dict() == {"x": 1.0, "y": 0.0}
 
 
 def test_composition_verdict_judges_only_beyond_noise():
     assert composition_verdict(1.9, -1.0, 2.0, -0.5, 0.02, 1.0) == "adds up"
     assert composition_verdict(1.5, -1.0, 2.0, -0.5, 0.02, 1.0) == "interferes (speed)"
     assert composition_verdict(2.0, -3.0, 2.0, -0.5, 0.02, 1.0) == "interferes (accuracy)"
-
-
-def test_parameter_inside_the_noise_is_not_searched():
-    sens = pd.DataFrame({"parameter": ["(default)", "ratio", "ratio", "slope"], "latency_ms": [1.0, 0.8, 1.2, 1.0],
-                         "val_acc_%": [90.0, 88.0, 92.0, 90.8]})
-    assert judge_parameters(sens, noise=0.0).loc["slope", "optimise"]
-    j = judge_parameters(sens, noise=1.5).loc["slope"]
-    assert not j.optimise and j.verdict == "not distinguishable"
 
 
 def test_findings_follow_the_numbers():
@@ -88,8 +80,8 @@ def test_findings_follow_the_numbers():
 def test_o8_verdict_says_by_how_much_it_misses():
     from helpers.verdicts import o8_verdict
 
-    assert o8_verdict(90.0, 90.5, 1.0, 2.5, 6.0)["met"]
-    v = o8_verdict(88.0, 90.5, 1.0, 1.5, 6.0)
+    assert o8_verdict(0.900, 0.905, 1.0, 2.5, 6.0)["met"]
+    v = o8_verdict(0.880, 0.905, 1.0, 1.5, 6.0)
     assert not v["met"] and "1.50 points under the bar" in v["text"] and "1.50x vs plain int8" in v["text"]
 
 
@@ -98,7 +90,7 @@ def test_one_method_per_sub_domain_within_the_budget():
 
     pool = pd.DataFrame({"model": "m", "dataset": "d", "category": ["structured", "structured", "clustering"],
                          "label": ["structured 0.3", "structured 0.6", "clustering 16"], "speedup": [1.3, 2.2, 1.0],
-                         "acc_change": [-0.5, -5.0, -0.1]})
+                         "accuracy_change": [-0.005, -0.05, -0.001]})
     c = choose_per_sub_domain(pool, 1.0).set_index("sub_domain")
     assert c.loc["structured pruning", "chosen"] == "structured 0.3" and c.loc["structured pruning", "within_budget"]
     c = choose_per_sub_domain(pool, 10.0).set_index("sub_domain")
@@ -168,3 +160,19 @@ def test_generated_folders_do_not_make_the_tree_dirty(monkeypatch, tmp_path):
     assert provenance.git_state()["dirty"] is False
     (tmp_path / "code.py").write_text("b")
     assert provenance.git_state()["dirty"] is True
+
+
+def test_every_benchmark_target_has_a_reference_row_and_is_judged_both_ways():
+    import re
+
+    from helpers.benchmarks import judge
+
+    for script in (paths.ROOT / "benchmarks").glob("bench_*.py"):
+        for bench, metric in re.findall(r"judge\(\s*['\"](\w+)['\"],\s*['\"]([^'\"]+)['\"]", script.read_text()):
+            assert bench == script.stem, f"{script.name} judges {bench}"
+            judge(bench, metric, 1.0)  # raises KeyError when the reference row is missing
+    assert judge("bench_repeatability", "max-min spread of the median (fraction)", 0.02).endswith("met)")
+    assert "missed by 0.02" in judge("bench_repeatability", "max-min spread of the median (fraction)", 0.05)
+    assert judge("bench_runtimes", "resnet18 x0.25 int8 speed-up over LiteRT fp32 (x)", 1.85).endswith("met)")  # tolerance
+    with pytest.raises(KeyError, match="add one to"):
+        judge("bench_runtimes", "no such metric", 1.0)

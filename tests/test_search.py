@@ -9,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers.search import (Objective, SearchError, SyntheticTrial, append_log, finalise, load_config, read_log,
+from helpers.search import (Objective, SearchError, SyntheticTrial, append_log, confirm_front, load_config, read_log,
                             run_search)
 
 FREE = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.9},
@@ -109,29 +109,29 @@ def _final(screened, gain, calls):
     return final
 
 
-def test_finalise_bisects_the_screening_front(tmp_path):
+def test_confirm_front_bisects_the_screening_front(tmp_path):
     # the screening front (ratio, accuracy after a short fine-tune, latency); 0.55 is dominated by 0.6
     screened = _screened([(0.8, 0.70, 0.3), (0.7, 0.855, 0.4), (0.6, 0.86, 0.5), (0.55, 0.85, 0.55), (0.4, 0.88, 0.7),
                           (0.1, 0.91, 1.0)])
     calls = []
     log = tmp_path / "final.jsonl"
     # a long fine-tune adds 6 points: the bar (91%) is cleared from 85% screened accuracy up
-    res = finalise(screened, _objective(), _final(screened, 0.06, calls), log, max_runs=3)
+    res = confirm_front(screened, _objective(), _final(screened, 0.06, calls), log, max_runs=3)
     assert calls == [0.6, 0.8, 0.7]  # middle of the front passes, the fastest fails, the next faster one passes
     assert res.best["values"] == {"r": 0.7} and res.best["stage"] == "final" and res.best["screen_trial"] == 1
     assert len(read_log(log)) == 3
-    again = finalise(screened, _objective(), _final(screened, 0.06, calls), log, max_runs=3)  # resumed
+    again = confirm_front(screened, _objective(), _final(screened, 0.06, calls), log, max_runs=3)  # resumed
     assert calls == [0.6, 0.8, 0.7] and again.best["values"] == {"r": 0.7}
 
 
-def test_finalise_moves_to_accuracy_and_reports_a_miss(tmp_path):
+def test_confirm_front_moves_to_accuracy_and_reports_a_miss(tmp_path):
     screened = _screened([(0.8, 0.70, 0.3), (0.6, 0.86, 0.5), (0.4, 0.88, 0.7), (0.1, 0.90, 1.0)])
     calls = []
-    res = finalise(screened, _objective(), _final(screened, 0.005, calls), tmp_path / "f.jsonl", max_runs=2)
+    res = confirm_front(screened, _objective(), _final(screened, 0.005, calls), tmp_path / "f.jsonl", max_runs=2)
     assert calls == [0.6, 0.4]  # a miss sends the bisection to the more accurate half
     assert res.best is None and "closest" in res.message and res.closest[0]["values"] == {"r": 0.4}
     with pytest.raises(SearchError, match="max_runs 0"):
-        finalise(screened, _objective(), _final(screened, 0, calls), tmp_path / "g.jsonl", max_runs=0)
+        confirm_front(screened, _objective(), _final(screened, 0, calls), tmp_path / "g.jsonl", max_runs=0)
 
 
 def test_corrupt_log_line_is_skipped_with_a_warning(tmp_path):
@@ -218,6 +218,25 @@ def test_sigkill_at_three_moments_then_resume(tmp_path):
     rows = read_log(log)
     ids = [r["trial"] for r in rows]
     assert len(ids) == len(set(ids)) == budget and sorted(ids) == list(range(budget))
+    # the same search never interrupted: the same trials, in the same order, with the same figures
+    whole = tmp_path / "whole.jsonl"
+    cfg.write_text(CONFIG.format(sleep=0.0, budget=budget, log=whole))
+    assert subprocess.run(cmd, capture_output=True, text=True, timeout=300).returncode == 0
+    ref = read_log(whole)
+    assert [r["values"] for r in rows] == [r["values"] for r in ref]
+    assert [r["latency_ms"] for r in rows] == [r["latency_ms"] for r in ref]
+
+
+@pytest.mark.parametrize("method,surrogate", [("gp", "composite"), ("gp", "objective"), ("random", "composite"),
+                                              ("grid", "composite")])
+def test_a_resumed_search_proposes_what_the_uninterrupted_one_did(tmp_path, method, surrogate):
+    whole, cut = tmp_path / "whole.jsonl", tmp_path / "cut.jsonl"
+    run_search(SyntheticTrial(FREE), FREE, _objective(), 7, whole, method, seed=3, n_initial=3, surrogate=surrogate)
+    for budget in (2, 4, 7):  # stopped after 2 and 4 trials, resumed each time
+        run_search(SyntheticTrial(FREE), FREE, _objective(), budget, cut, method, seed=3, n_initial=3,
+                   surrogate=surrogate)
+    a, b = read_log(whole), read_log(cut)
+    assert [t["values"] for t in a] == [t["values"] for t in b] and [t["trial"] for t in b] == list(range(7))
 
 
 def test_a_log_from_another_search_space_is_refused(tmp_path):
@@ -226,3 +245,22 @@ def test_a_log_from_another_search_space_is_refused(tmp_path):
                      "latency_ms": 1.0, "objective": 1.0})
     with pytest.raises(SearchError, match="delete the log or give this search its own"):
         run_search(SyntheticTrial(FREE), FREE, _objective(), 3, log, "gp")
+
+
+def test_the_reference_is_measured_once_per_search(tmp_path):
+    from helpers.search import stored_reference
+
+    art = tmp_path / "int8.tflite"
+    art.write_bytes(b"x")
+    calls = []
+
+    def measure():
+        calls.append(1)
+        return {"int8_latency_ms": 0.1 * len(calls), "latency_reference": (str(art), 0.1 * len(calls))}
+
+    first = stored_reference(tmp_path / "ref.json", measure)
+    again = stored_reference(tmp_path / "ref.json", measure)  # a restart: the stored figure, not a new one
+    assert calls == [1] and again == first and again["int8_latency_ms"] == pytest.approx(0.1)
+    art.unlink()
+    with pytest.raises(SearchError, match="start the search over"):
+        stored_reference(tmp_path / "ref.json", measure)

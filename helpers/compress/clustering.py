@@ -6,7 +6,6 @@ import gzip
 
 import numpy as np
 import torch
-from torch import nn
 
 from helpers.compress.registry import Param, check, prunable_layers, register
 

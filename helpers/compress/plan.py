@@ -56,7 +56,9 @@ class CompressionPlan:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            raise PlanError(f"plan is not valid YAML ({str(exc).splitlines()[0]})") from None
+            from helpers.io import yaml_problem
+
+            raise PlanError(f"plan is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
         return cls.from_dict(data)
 
     @classmethod
@@ -72,6 +74,9 @@ class CompressionPlan:
         steps = data.get("steps")
         if not isinstance(steps, list) or not steps:
             raise PlanError("plan: 'steps' must be a non-empty list of {method: ..., <parameters>}")
+        if data.get("export") is not None and not isinstance(data["export"], dict):
+            raise PlanError(f"plan: 'export' must be a mapping like {{mode: int8, calibration: 100}}, not "
+                            f"{data['export']!r}")
         export = {"mode": "int8", "calibration": 100, **(data.get("export") or {})}
         if export["mode"] not in EXPORT_MODES:
             raise PlanError(f"plan export, field 'mode': {export['mode']!r} is not one of {', '.join(EXPORT_MODES)}")
@@ -156,7 +161,7 @@ class CompressionPlan:
         The records hold each step's method, category, parameters and seconds; the snapshots are what
         :meth:`verify_steps` compares against. Raises PlanError while free parameters remain.
         """
-        from helpers.compress.pruning import finalize, snapshot
+        from helpers.compress.pruning import make_permanent, snapshot
 
         if self.free_parameters():
             names = ", ".join(f["name"] for f in self.free_parameters())
@@ -173,7 +178,7 @@ class CompressionPlan:
             snapshots.append(before)
             records.append({"method": s.method, "category": METHODS[s.method].category, "params": s.params,
                             "seconds": round(time.perf_counter() - t0, 2)})
-        return finalize(work).eval(), records, snapshots
+        return make_permanent(work).eval(), records, snapshots
 
     def verify_steps(self, records: list[dict], snapshots: list, model, ctx: Context, artifact) -> list[dict]:
         """Run each step's verify against its snapshot, the final model and the artifact; adds ``checks``."""
@@ -188,7 +193,7 @@ def _parse_step(i: int, raw) -> Step:
     if "method" not in raw:
         raise PlanError(f"step {i}, field 'method': missing; choose one of {', '.join(sorted(METHODS))}")
     name = raw["method"]
-    if name not in METHODS:
+    if not isinstance(name, str) or name not in METHODS:
         raise PlanError(f"step {i}, field 'method': unknown method {name!r}; choose one of {', '.join(sorted(METHODS))}")
     method = METHODS[name]
     params, free = {}, {}

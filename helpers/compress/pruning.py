@@ -11,7 +11,7 @@ from helpers.compress.registry import Param, check, prunable_layers, register
 from helpers.models import count_macs_params
 
 
-def finalize(model: nn.Module) -> nn.Module:
+def make_permanent(model: nn.Module) -> nn.Module:
     """Make every torch.nn.utils.prune reparametrisation permanent (mask folded into the weight)."""
     for m in model.modules():
         for hook in list(m._forward_pre_hooks.values()):
@@ -33,7 +33,7 @@ def snapshot(model: nn.Module) -> nn.Module:
                     setattr(m, hook._tensor_name, getattr(m, hook._tensor_name).detach())
     import copy
 
-    return finalize(copy.deepcopy(model))
+    return make_permanent(copy.deepcopy(model))
 
 
 def weight_sparsity(model: nn.Module) -> float:
@@ -67,7 +67,7 @@ def _unstructured():
             for m, name in layers:
                 (prune.l1_unstructured if p["criterion"] == "l1" else prune.random_unstructured)(m, name, amount=p["amount"])
         # the masks stay attached (weight = weight_orig * mask) so that a later fine-tuning step cannot
-        # regrow pruned weights; the plan folds them in (``finalize``) before verification and export
+        # regrow pruned weights; the plan folds them in (``make_permanent``) before verification and export
         return model
 
     def verify(before, after, p, ctx, artifact):

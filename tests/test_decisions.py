@@ -1,0 +1,183 @@
+"""Research decisions as tested functions (helpers.verdicts, helpers.selection, helpers.final_report) and the
+notebook parameter contract (BaselineSpec, notebook defaults equal to smoke.yaml, thin notebooks)."""
+
+import ast
+
+import pandas as pd
+import pytest
+
+from helpers import paths
+from helpers.verdicts import composition_table, judge_parameters, target_verdict, within
+
+
+def sweep(rows):
+    return pd.DataFrame(rows, columns=["parameter", "value", "latency_ms", "val_accuracy"])
+
+
+BASE = [("(default)", "-", 0.10, 0.85), ("ratio", "0.3", 0.14, 0.88), ("ratio", "0.6", 0.08, 0.83)]
+
+
+def test_a_value_that_buys_accuracy_at_a_worse_rate_than_the_ratio_is_not_searched():
+    # +2 points for +40% latency; the ratio itself gives +3 points for the same latency
+    effects = judge_parameters(sweep(BASE + [("round_to", "1", 0.14, 0.87)]))
+    assert not effects.loc["round_to", "optimise"]
+    assert effects.loc["round_to", "above_curve"] == pytest.approx(-0.01)
+    assert effects.loc["round_to", "latency_change_%"] == pytest.approx(40.0)
+
+
+def test_faster_at_equal_accuracy_or_better_at_equal_latency_is_searched():
+    effects = judge_parameters(sweep(BASE + [("stage_slope", "0.3", 0.09, 0.85), ("importance", "l1", 0.10, 0.86)]))
+    assert effects.loc["stage_slope", "optimise"]  # the ratio needs 0.84 at 0.09 ms
+    assert effects.loc["stage_slope", "above_curve"] == pytest.approx(0.01)
+    assert effects.loc["importance", "optimise"]
+
+
+def test_worse_values_noise_and_excluded_fidelities_keep_the_default():
+    rows = BASE + [("importance", "random", 0.10, 0.80), ("calibration", "256", 0.10, 0.853),
+                   ("finetune_epochs", "2.0", 0.10, 0.91)]
+    effects = judge_parameters(sweep(rows), exclude=("finetune_epochs",))
+    assert list(effects.index) == ["importance", "calibration"]
+    assert not effects.optimise.any()  # 5 points worse; 0.3 points is within min_gain
+
+
+def test_parameter_inside_the_noise_is_not_searched():
+    sens = pd.DataFrame({"parameter": ["(default)", "ratio", "ratio", "slope"], "latency_ms": [1.0, 0.8, 1.2, 1.0],
+                         "val_accuracy": [0.90, 0.88, 0.92, 0.908]})
+    assert judge_parameters(sens, noise=0.0).loc["slope", "optimise"]
+    j = judge_parameters(sens, noise=0.015).loc["slope"]
+    assert not j.optimise and j.verdict == "not distinguishable"
+
+
+def test_plan_trial_reuses_the_outcome_of_values_it_has_run(monkeypatch):
+    from helpers import trial as trial_module
+    from helpers.compress.plan import CompressionPlan
+
+    calls = []
+
+    def fake_plan_row(plan, *args, **kwargs):
+        calls.append(plan)
+        return {"val_accuracy": 0.90 + len(calls) / 100, "latency_ms": 0.1, "latency_iqr_ms": 0.001, "macs": 1,
+                "size_kB": 1.0, "full_integer": True, "checks_fail": 0, "artifact": f"a{len(calls)}", "val_n": 100,
+                "run_record": "r"}
+
+    monkeypatch.setattr(trial_module, "plan_row", fake_plan_row)
+    template = CompressionPlan.from_dict({"steps": [{"method": "structured", "ratio": {"low": 0.1, "high": 0.5}},
+                                                    {"method": "ptq", "calibration": 8}]})
+    trial = trial_module.PlanTrial(template, None, {}, None, "smoke")
+    first = trial({"0.structured.ratio": 0.3})
+    again = trial({"0.structured.ratio": 0.3})
+    other = trial({"0.structured.ratio": 0.4})
+    assert len(calls) == 2 and "reused" not in first
+    assert again["reused"] and again["accuracy"] == first["accuracy"] and again["artifact"] == "a1"
+    assert other["accuracy"] == pytest.approx(0.92)
+
+
+def test_per_dataset_repeats_a_number_and_names_a_missing_dataset():
+    from helpers.params import per_dataset
+
+    assert per_dataset("final_epochs", 2.0, ["a", "b"]) == {"a": 2.0, "b": 2.0}
+    with pytest.raises(ValueError, match="final_epochs has no value for dataset 'b'"):
+        per_dataset("final_epochs", {"a": 1.0}, ["a", "b"])
+
+
+def test_targets_and_limits_say_by_how_much():
+    assert target_verdict(0.91, 0.90) == "met" and target_verdict(0.5, None) == "n/a"
+    assert target_verdict(0.885, 0.90) == "missed by 1.50 points"
+    assert within(-0.009, 0.01) == "within" and within(0.2, 0.15) == "NOT within"
+
+
+def test_composition_table_compares_with_what_the_parts_predict():
+    comp = pd.DataFrame({"label": ["int8", "p", "l", "p -> l", "l -> p"], "speedup": [1.0, 1.5, 1.2, 1.8, 1.2],
+                         "accuracy_change": [0.0, -0.01, -0.005, -0.014, -0.05]})
+    t = composition_table(comp, {"p -> l": ["p", "l"], "l -> p": ["l", "p"], "q -> p": ["q", "p"]}, 0.02, 0.01)
+    assert list(t.label) == ["p -> l", "l -> p"]  # a composition whose parts were not run is left out
+    assert t.set_index("label").loc["p -> l", "verdict"] == "adds up"
+    assert t.set_index("label").loc["l -> p", "verdict"] == "interferes (speed, accuracy)"
+    assert t.parts_speedup.iloc[0] == pytest.approx(1.8)
+
+
+def test_search_space_frees_only_the_knobs_chosen_and_names_a_missing_range():
+    from helpers.selection import search_space, sweep_plan
+
+    default = {"ratio": 0.45, "stage_slope": 0.15, "importance": "lamp", "round_to": 8, "calibration": 64,
+               "finetune_epochs": 0.25}
+    effects = pd.DataFrame({"optimise": [True, False]}, index=["stage_slope", "calibration"])
+    gaps = pd.DataFrame({"final_epochs": [2.0], "slack_points": [3.5]}, index=["d"])
+    ranges = {"ratio": {"low": 0.25, "high": 0.6}, "stage_slope": {"low": 0.0, "high": 0.35}}
+    space = search_space(default, effects, ranges, gaps, 0.05, "rec")
+    structured, finetune, ptq = space["steps"]
+    assert structured["ratio"] == ranges["ratio"] and structured["stage_slope"] == ranges["stage_slope"]
+    assert structured["importance"] == "lamp" and ptq["calibration"] == 64 and finetune["epochs"] == 0.25
+    assert space["screening"] == {"final_epochs": {"d": 2.0}, "slack_points": {"d": 3.5}}
+    with pytest.raises(ValueError, match="no range for stage_slope"):
+        search_space(default, effects, {"ratio": ranges["ratio"]}, gaps, 0.05, "rec")
+    with pytest.raises(ValueError, match="lacks calibration"):
+        sweep_plan({k: v for k, v in default.items() if k != "calibration"}, 0.05)
+
+
+def test_best_so_far_counts_only_finished_trials_over_the_bar():
+    from helpers.search import best_so_far
+
+    trials = [{"status": "ok", "feasible": False, "latency_ms": 0.5}, {"status": "ok", "feasible": True, "latency_ms": 0.8},
+              {"status": "failed"}, {"status": "ok", "feasible": True, "latency_ms": 0.6}]
+    assert best_so_far(trials) == [float("inf"), 0.8, 0.8, 0.6]
+
+
+def test_verdict_lines_state_the_test_verdict_and_the_faster_misses():
+    from types import SimpleNamespace
+
+    from helpers.final_report import summary_table, verdict_lines
+
+    row = {"dataset": "d", "method": "gp", "threshold": 1.0, "fp32_val_accuracy": 0.92, "fp32_test_accuracy": 0.91,
+           "int8_test_accuracy": 0.905, "latency_ms": 0.05, "speedup_vs_int8": 2.2, "speedup_vs_fp32": 7.0,
+           "val_accuracy": 0.915, "test_accuracy": 0.895, "test_n": 1000, "chosen": "{r: 0.5}",
+           "target_vs_int8": 2.0, "target_vs_fp32": 5.0}
+    finals = {"d": SimpleNamespace(trials=[{"status": "ok", "feasible": False, "latency_ms": 0.04, "accuracy": 0.9,
+                                            "values": {"r": 0.6}}], closest=[])}
+    lines = verdict_lines(summary_table([row]), finals, {"d": 0.11})
+    assert "VERDICT ON TEST: not met: accuracy 0.50 points under the bar" in lines[0]
+    assert "faster candidate {'r': 0.6}: 2.75x" in lines[2] and "1.00 points under the bar" in lines[2]
+
+
+def test_baseline_spec_names_bad_keys_and_missing_entries():
+    from helpers.baselines import BaselineSpec
+
+    spec = BaselineSpec.parse({"widths": {"resnet18": 0.25}, "epochs": {"fashion_mnist": 1.0}})
+    assert spec.batch_size == 128 and spec.train_images == 1024
+    with pytest.raises(ValueError, match="unknown key\\(s\\) train_subset"):
+        BaselineSpec.parse({"widths": {}, "epochs": {}, "train_subset": 10})
+    with pytest.raises(ValueError, match="lacks epochs"):
+        BaselineSpec.parse({"widths": {}})
+    with pytest.raises(ValueError, match="baseline_spec.widths has no entry for 'mobilenet_v2'"):
+        spec.build("mobilenet_v2", "fashion_mnist")
+
+
+def _notebooks():
+    import nbformat
+
+    return {p: nbformat.read(str(p), as_version=4) for p in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
+
+
+def test_notebook_defaults_are_the_smoke_profile():
+    """A notebook run by hand trains the same baselines and runs the same plans as the smoke chain."""
+    import papermill as pm
+
+    from helpers.runner import load_profile, parameters_for
+
+    smoke = load_profile("smoke")
+    for path in _notebooks():
+        defaults = {k: ast.literal_eval(v["default"]) for k, v in pm.inspect_notebook(str(path)).items()}
+        for name, value in parameters_for(path.name[:2], path, smoke, "smoke").items():
+            assert defaults[name] == value, f"{path.name}: {name} defaults to {defaults[name]!r}, smoke.yaml says {value!r}"
+
+
+def test_notebooks_are_thin():
+    """No def, no more than 60 code lines outside the parameters cell, no parameter block but baseline_spec."""
+    for path, nb in _notebooks().items():
+        code = [c for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])]
+        lines = [ln for c in code for ln in c.source.splitlines() if ln.strip() and not ln.strip().startswith("#")]
+        assert len(lines) <= 60, f"{path.name}: {len(lines)} code lines"
+        assert not any(ln.lstrip().startswith(("def ", "class ")) for ln in lines), f"{path.name} defines a function"
+        params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0].source
+        for loose in ("widths =", "epochs =", "batch_size =", "lr =", "train_subset", "eval_subset", "val_subset"):
+            assert not any(ln.startswith(loose) for ln in params.splitlines()), f"{path.name} declares {loose}"
