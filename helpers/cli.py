@@ -27,6 +27,32 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_study(args) -> int:
+    import pandas as pd
+
+    from helpers.study import cost_table, fidelity, load_study, open_folder, run_study, verdict, write_figures
+
+    cfg = load_study(args.config, args.seeds, args.methods)  # checked whole before any baseline is touched
+    folder = open_folder(cfg, args.resume)
+    run_study(cfg, args.resume, progress=not args.json)
+    chosen = pd.read_csv(folder / "chosen.csv")  # every seed and method run so far, not only this call's
+    v = verdict(chosen)
+    write_figures(cfg, folder)
+    if args.json:
+        print(json.dumps({"chosen": chosen.to_dict("records"), "verdict": v.to_dict("records")}, indent=2, default=str))
+        return 0
+    print(f"criterion (pre-registered): {cfg.criterion['statistic']} of {cfg.criterion['metric']}; "
+          f"{cfg.criterion['success']}")
+    print(v.round(3).to_string(index=False) if len(v) else "no dataset has chosen plans of both gp and random yet")
+    f = fidelity(folder)
+    if len(f):
+        print(f.round(3).to_string(index=False))
+    c = cost_table(folder)
+    if len(c):
+        print("seconds per trial by phase:\n" + c.round(1).to_string())
+    return 0
+
+
 def _cmd_report(args) -> int:
     from helpers import paths
     from helpers.report import build_report, readme_section, write_readme
@@ -243,6 +269,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.set_defaults(func=_cmd_search)
 
+    p = sub.add_parser("study", help="the O8 study: GP vs random search over seeds and datasets (resumable)",
+                       description="Run the study CONFIG describes into results/study/<name>/<machine>/ and print its "
+                                   "pre-registered verdict. Every finished trial is logged; --resume continues a "
+                                   "study cut short exactly as if it had not stopped.")
+    p.add_argument("config", help="study config YAML (e.g. params/studies/o8.yaml)")
+    p.add_argument("--seeds", help="seeds to run, e.g. 0-4 or 0,2 (default: the config's)")
+    p.add_argument("--methods", nargs="+", help="search methods to run (default: the config's)")
+    p.add_argument("--resume", action="store_true", help="continue the study's existing logs")
+    p.add_argument("--json", action="store_true", help="print chosen plans and verdict as JSON")
+    p.set_defaults(func=_cmd_study)
+
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
                        description="Print the results section generated from the committed tables of a profile.")
     p.add_argument("--profile", default="default", help="profile whose results/<profile>/ tables are reported")
@@ -264,7 +301,8 @@ def explain(exc: BaseException) -> str | None:
     if isinstance(exc, yaml.YAMLError):
         return f"malformed YAML ({yaml_problem(exc)}); fix the syntax there"
     if isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError) and exc.filename:
-        return f"{exc.strerror or exc} for {exc.filename}; choose a path that can be written or read there"
+        # a rename of a temporary file onto the output names the output (filename2), not the temporary file
+        return f"{exc.strerror or exc} for {exc.filename2 or exc.filename}; choose a path that can be written or read there"
     if isinstance(exc, KeyError):
         return f"the input lacks the field {exc.args[0]!r}; add it (or use a file this workbench wrote)"
     if isinstance(exc, struct.error):

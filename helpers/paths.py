@@ -27,12 +27,18 @@ def figures_dir(profile: str) -> Path:
 
 
 def run_dir(profile: str) -> Path:
-    """Folder for a profile's executed notebooks and result tables."""
+    """Folder for a profile's executed notebooks, plan artifacts and search logs (never committed)."""
     return RUNS / profile
 
 
 def results_dir(profile: str, machine_id: str) -> Path:
-    """Folder for a profile's result tables and run record, one per machine (smoke: under runs/, never committed)."""
+    """Folder for a profile's result tables and run record, one per machine (smoke: under runs/, never committed).
+
+    A study records under the profile ``study/<name>`` (results/study/<name>/<machine>/, committed) or, for a
+    smoke study, ``smoke/study/<name>`` (runs/smoke/study/<name>/<machine>/).
+    """
     if profile == "smoke":
         return RUNS / "smoke" / "results" / machine_id
+    if profile.startswith("smoke/"):
+        return RUNS / profile / machine_id
     return RESULTS / profile / machine_id

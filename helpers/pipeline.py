@@ -76,6 +76,7 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
                   "parameter_bytes": info.parameter_bytes, "macs": macs, "params": params,
                   "export_seconds": round(export_s, 2), "ops": info.ops,
                   "all_checks_pass": all(c["status"] != "fail" for r in records for c in r["checks"])}
+        t_timing = time.perf_counter()
         if timing.measure and timing.reference:
             ref_path, ref_ms = timing.reference
             p = measure_tflite_paired(artifact, ref_path, timing.threads)
@@ -85,11 +86,14 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
         elif timing.measure:
             lat = measure_tflite(artifact, timing.threads)
             result["latency"] = {"median_ms": lat.median_ms, "iqr_ms": lat.iqr_ms, "cv": lat.cv, "noisy": lat.noisy}
+        result["timing_seconds"] = round(time.perf_counter() - t_timing, 2)
         result["val_n"] = result["val_correct"] = None
+        t_acc = time.perf_counter()
         if ctx.val_ds is not None:
             ev = evaluate_tflite(artifact, ctx.val_ds, val_images, timing.threads)
             result["val_accuracy"], result["val_n"] = ev["accuracy"], ev.get("n")
             result["val_correct"] = round(ev["accuracy"] * ev["n"]) if ev.get("n") else None
+        result["accuracy_seconds"] = round(time.perf_counter() - t_acc, 2)
         result.update(provenance or {})
         write_json(tmp / "record.json", result)
     result["model"] = work
@@ -124,4 +128,12 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
             "ratio_to_reference": res["latency"].get("ratio_to_reference"), "run_record": res.get("run_record"),
             "val_n": res["val_n"], "val_correct": res["val_correct"],
             "seconds": sum(s["seconds"] for s in res["steps"]) + res["export_seconds"], "artifact": res["artifact"],
-            "steps": res["steps"]}
+            "cost": cost_breakdown(res), "steps": res["steps"]}
+
+
+def cost_breakdown(res: dict) -> dict:
+    """Seconds of a plan's run by phase: fine-tuning (and QAT), the other compression steps, export, timing, accuracy."""
+    tune = sum(s["seconds"] for s in res["steps"] if s["method"] in ("finetune", "qat"))
+    return {"finetune_s": round(tune, 2), "compress_s": round(sum(s["seconds"] for s in res["steps"]) - tune, 2),
+            "export_s": res["export_seconds"], "timing_s": res.get("timing_seconds", 0.0),
+            "accuracy_s": res.get("accuracy_seconds", 0.0)}

@@ -6,6 +6,8 @@ Accuracies arrive as fractions and are shown in percent.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import torch
@@ -255,7 +257,7 @@ def partial_dependence(trials: list[dict], free: list[dict], seed: int, title: s
     from skopt import Optimizer
     from skopt.plots import plot_objective
 
-    from helpers.search import dimensions
+    from helpers.proposals import dimensions
 
     dims = dimensions(free)
     ok = [t for t in trials if t["status"] == "ok"]
@@ -289,4 +291,76 @@ def per_class_bars(tables: list[pd.DataFrame]):
         ax.bar(t["class"], 100 * t["accuracy"])
         ax.set(title=t["dataset"].iloc[0], ylabel="test accuracy (%)", ylim=(0, 100))
         ax.tick_params(axis="x", labelrotation=90, labelsize=6)
+    return fig
+
+
+def _study_logs(folder, dataset: str, method: str, final: bool = False) -> list[list[dict]]:
+    from helpers.search import read_log
+
+    suffix = "-final" if final else ""
+    return [read_log(p) for p in sorted(folder.glob(f"{dataset}-s*-{method}{suffix}.jsonl"))
+            if final or not p.stem.endswith("-final")]
+
+
+def study_convergence(folder, datasets: list[str], methods: list[str]):
+    """The study: best screened latency so far per trial, median over seeds with the interquartile band, per method."""
+    import matplotlib.pyplot as plt
+
+    from helpers.search import best_so_far
+
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for i, m in enumerate(methods):
+            curves = [best_so_far(log) for log in _study_logs(folder, ds, m) if log]
+            if not curves:
+                continue
+            n = min(map(len, curves))
+            c = np.array([cv[:n] for cv in curves], float)
+            c[~np.isfinite(c)] = np.nan
+            x = np.arange(1, n + 1)
+            with warnings.catch_warnings():  # a trial before any seed cleared the bar: an all-NaN column
+                warnings.simplefilter("ignore", RuntimeWarning)
+                q1, med, q3 = np.nanpercentile(c, [25, 50, 75], axis=0)
+            ax.step(x, med, where="post", color=f"C{i}", label=f"{m}: median of {len(curves)} seeds")
+            ax.fill_between(x, q1, q3, step="post", color=f"C{i}", alpha=0.2)
+        ax.set(xlabel="screening trial", ylabel="best screened latency so far (ms)", title=f"{ds}: convergence")
+        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    return fig
+
+
+def study_pareto(folder, datasets: list[str], methods: list[str], chosen: pd.DataFrame):
+    """The study: accuracy against latency of every screening trial and final run, and the chosen plans."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        for i, m in enumerate(methods):
+            ok = [t for log in _study_logs(folder, ds, m) for t in log if t["status"] == "ok"]
+            ax.scatter([t["latency_ms"] for t in ok], [100 * t["accuracy"] for t in ok], s=10, alpha=0.4, color=f"C{i}",
+                       label=f"{m} screening")
+            fin = [t for log in _study_logs(folder, ds, m, final=True) for t in log if t["status"] == "ok"]
+            ax.scatter([t["latency_ms"] for t in fin], [100 * t["accuracy"] for t in fin], marker="^", color=f"C{i}",
+                       label=f"{m} final runs")
+            c = chosen[(chosen.dataset == ds) & (chosen.method == m)].dropna(subset=["latency_ms"])
+            ax.scatter(c.latency_ms, 100 * c.val_accuracy, marker="*", s=180, color=f"C{i}", edgecolor="k",
+                       label=f"{m} chosen")
+        ax.set(xlabel="int8 latency (ms)", ylabel="validation accuracy (%)", title=ds)
+        ax.legend(fontsize=7)
+    return fig
+
+
+def screening_vs_final(folder, datasets: list[str]):
+    """The study: screening accuracy against the accuracy after the long fine-tune, for every final run."""
+    import matplotlib.pyplot as plt
+
+    from helpers.search import read_log
+
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    for ax, ds in zip(axes[0], datasets):
+        rows = [r for p in sorted(folder.glob(f"{ds}-s*-final.jsonl")) for r in read_log(p) if r["status"] == "ok"]
+        ax.scatter([100 * r["screen_accuracy"] for r in rows], [100 * r["accuracy"] for r in rows],
+                   c=["tab:green" if r["feasible"] else "tab:red" for r in rows])
+        ax.set(xlabel="screening accuracy (%)", ylabel="after the long fine-tune (%)",
+               title=f"{ds}: green clears the bar")
     return fig

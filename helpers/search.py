@@ -1,4 +1,5 @@
-"""Bayesian optimisation of a plan template's free parameters (O8), with random and grid baselines.
+"""The search loop and its trial log (O8): Bayesian optimisation of a plan template's free parameters, with
+random and grid baselines. What is minimised lives in ``objective``, where to look next in ``proposals``.
 
 Each trial fills the template, applies it to the baseline, exports int8, measures latency and the
 artifact's validation accuracy. Trials are appended to a JSON-lines log as they finish, so a search
@@ -10,95 +11,27 @@ objective itself (``objective``, skopt's own acquisition functions).
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 import os
 import time
 import warnings
 from concurrent.futures import Executor, Future, wait, FIRST_COMPLETED
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
-OBJECTIVES = ("constrained", "mnasnet", "weighted")
+from helpers.objective import OBJECTIVES, Objective, SearchError
+from helpers.proposals import composite_proposals, dimensions, grid_points
+
+__all__ = ["METHODS", "SURROGATES", "OBJECTIVES", "Objective", "SearchError", "dimensions", "composite_proposals",
+           "read_log", "append_log", "stored_reference", "run_search", "confirm_front", "best_so_far",
+           "pareto_front", "summarise", "SyntheticTrial", "load_config", "search_from_config"]
+
 METHODS = ("gp", "random", "grid")
 SURROGATES = ("composite", "objective")
-
-
-class SearchError(ValueError):
-    """A search configuration is invalid; the message names the field and the fix."""
-
-
-@dataclass
-class Objective:
-    """Turns (validation accuracy, latency) into one number to minimise.
-
-    * ``constrained``: latency / reference latency when accuracy >= baseline - threshold, else that plus
-      ``penalty`` x log(1 + shortfall in points): smooth and monotone, so the GP sees a slope back to
-      feasibility, and saturating, so a few hopeless trials do not flatten the GP's view of the feasible
-      region (with skopt's GP on the objective, a linear penalty reached random search's best in 2 of 5
-      seeds of benchmarks/bench_search.py's per-stage proxy, this one in 4 of 5).
-    * ``mnasnet``: minus MnasNet's reward ACC x (LAT / target)^w, w = -0.07 by default.
-    * ``weighted``: (1 - ACC) x ``alpha`` + latency / reference x (1 - ``alpha``).
-    """
-
-    name: str = "constrained"
-    baseline_accuracy: float = 1.0  # fraction
-    threshold_points: float = 1.0  # accuracy points below the baseline still feasible
-    reference_ms: float = 1.0  # latency that normalises (the plain int8 baseline)
-    penalty: float = 0.5  # weight of log(1 + shortfall in points)
-    mnas_w: float = -0.07
-    alpha: float = 0.5
-
-    def __post_init__(self):
-        if self.name not in OBJECTIVES:
-            raise SearchError(f"unknown objective {self.name!r}; choose one of {', '.join(OBJECTIVES)}")
-        if not 0 <= self.threshold_points <= 100:
-            raise SearchError(f"threshold {self.threshold_points!r} is out of range; give accuracy points in [0, 100]")
-        if not 0 < self.baseline_accuracy <= 1:
-            raise SearchError(f"baseline accuracy {self.baseline_accuracy!r} must be a fraction in (0, 1]")
-        if self.reference_ms <= 0:
-            raise SearchError(f"reference latency {self.reference_ms!r} ms must be positive")
-
-    def lowered(self, points: float) -> "Objective":
-        """The same objective with its accuracy bar ``points`` lower (what a short screening trial must clear)."""
-        return replace(self, threshold_points=self.threshold_points + points)
-
-    def feasible(self, accuracy: float) -> bool:
-        return 100 * accuracy >= 100 * self.baseline_accuracy - self.threshold_points - 1e-9
-
-    def __call__(self, accuracy: float, latency_ms: float) -> float:
-        return float(self.values(accuracy, latency_ms))
-
-    def values(self, accuracy, latency_ms) -> np.ndarray:
-        """The objective of arrays of accuracies (fractions) and latencies (ms), element by element."""
-        acc, lat = np.asarray(accuracy, float), np.asarray(latency_ms, float) / self.reference_ms
-        if self.name == "constrained":
-            shortfall = np.maximum(0.0, 100 * self.baseline_accuracy - self.threshold_points - 100 * acc)
-            return lat + self.penalty * np.log1p(shortfall)
-        if self.name == "mnasnet":
-            return -acc * lat ** self.mnas_w
-        return self.alpha * (1 - acc) + (1 - self.alpha) * lat
-
-
-def dimensions(free: list[dict]):
-    """skopt dimensions for a plan template's free parameters (Real, Integer or Categorical)."""
-    from skopt.space import Categorical, Integer, Real
-
-    dims = []
-    for f in free:
-        if "choices" in f:
-            dims.append(Categorical(list(f["choices"]), name=f["name"]))
-        elif f["kind"] == "int":
-            dims.append(Integer(int(f["low"]), int(f["high"]), name=f["name"]))
-        else:
-            dims.append(Real(float(f["low"]), float(f["high"]), name=f["name"]))
-    if not dims:
-        raise SearchError("the plan template has no free parameters; mark some as {low: .., high: ..} or {choices: [..]}")
-    return dims
 
 
 def _plain(v):
@@ -207,24 +140,6 @@ def summarise(trials: list[dict], objective: Objective) -> SearchResult:
     return SearchResult(trials, None, pareto_front(trials), closest, msg)
 
 
-def _grid_points(dims, budget: int, seed: int) -> list[list]:
-    """A coarse grid (about budget^(1/d) levels per numeric dimension), in seeded random order."""
-    from skopt.space import Categorical, Integer
-
-    levels = max(2, int(math.floor(budget ** (1 / len(dims)))))
-    axes = []
-    for d in dims:
-        if isinstance(d, Categorical):
-            axes.append(list(d.categories))
-        elif isinstance(d, Integer):
-            axes.append(sorted(set(int(round(v)) for v in np.linspace(d.low, d.high, levels))))
-        else:
-            axes.append(list(np.linspace(d.low, d.high, levels)))
-    grid = [list(p) for p in itertools.product(*axes)]
-    np.random.default_rng(seed).shuffle(grid)
-    return grid
-
-
 def _timed(trial_fn: Callable[[dict], dict], values: dict):
     t0 = time.perf_counter()
     try:
@@ -246,52 +161,6 @@ def trial_row(trial_id: int, values: dict, outcome: dict | Exception, seconds: f
                    feasible=objective.feasible(outcome["accuracy"]),
                    objective=objective(outcome["accuracy"], outcome["latency_ms"]))
     return row
-
-
-def composite_proposals(space, done: list[dict], names: list[str], objective: Objective, k: int, seed: int,
-                        candidates: int = 2000, samples: int = 64) -> list[list]:
-    """``k`` points by expected improvement of the objective under two GPs, one per measured quantity.
-
-    The objective is a known function of two measurements that each vary smoothly with the parameters,
-    but the constrained objective has a kink at the accuracy bar, which one GP on the scalar blurs: on
-    benchmarks/bench_search.py's proxy of 08's space (20 seeds) skopt's GP on the objective reached random
-    search's 40-trial best within 20 trials in 9/20 seeds. So, as in composite-function BO (Astudillo & Frazier,
-    ICML 2019), skopt's GP regressor (``cook_estimator("GP")``) models validation accuracy and log latency
-    on skopt's normalised space, and the expected improvement over the best objective so far is estimated
-    by drawing ``samples`` accuracy and latency values from the two posteriors at ``candidates`` random
-    points plus as many again around the incumbent; the same proxy then reached it in 19/20 seeds. skopt
-    has no acquisition over several outputs and BoTorch, which has, would be a second BO stack beside
-    skopt, hence this function. Failed trials count as zero accuracy at the slowest latency seen. A batch
-    (``k`` > 1) is filled one point at a time, each chosen point added with its predicted means (the
-    kriging believer, a constant liar that lies with the GP's own prediction).
-    """
-    from skopt.utils import cook_estimator
-
-    rng = np.random.RandomState(seed * 1_000_003 + len(done))
-    ok = [t for t in done if t.get("status") == "ok"]
-    slowest = max(t["latency_ms"] for t in ok)
-    X = space.transform([[t["values"][n] for n in names] for t in done]).tolist()
-    acc = [t["accuracy"] if t.get("status") == "ok" else 0.0 for t in done]
-    lat = [math.log(t["latency_ms"] if t.get("status") == "ok" else slowest) for t in done]
-    objectives = [t["objective"] if t.get("status") == "ok" else np.inf for t in done]
-    best, incumbent = min(objectives), np.array(X[int(np.argmin(objectives))])
-    points = []
-    for _ in range(k):
-        cand = np.vstack([space.transform(space.rvs(candidates, random_state=rng)),
-                          np.clip(incumbent + rng.normal(0, 0.05, (candidates, len(incumbent))), 0, 1)])
-        with warnings.catch_warnings():  # few points: length scales at their bounds, variances rounded below 0
-            warnings.simplefilter("ignore", category=UserWarning)
-            gps = [cook_estimator("GP", space=space, random_state=seed).fit(np.array(X), np.array(y)) for y in (acc, lat)]
-            (ma, sa), (ml, sl) = (gp.predict(cand, return_std=True) for gp in gps)
-        za, zl = rng.standard_normal((samples, 1)), rng.standard_normal((samples, 1))
-        draws = objective.values(ma + sa * za, np.exp(ml + sl * zl))
-        ei = np.maximum(best - draws, 0).mean(0)
-        i = int(np.argmax(ei)) if ei.max() > 0 else int(np.argmin(draws.mean(0)))
-        points.append(space.inverse_transform(cand[i:i + 1])[0])
-        X.append(space.transform([points[-1]])[0].tolist())  # the point as proposed (integers, choices snapped)
-        acc.append(float(ma[i]))
-        lat.append(float(ml[i]))
-    return points
 
 
 def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Objective, budget: int,
@@ -332,7 +201,7 @@ def run_search(trial_fn: Callable[[dict], dict], free: list[dict], objective: Ob
     skopt_gp = method == "gp" and surrogate == "objective"
     opt = Optimizer(dims, base_estimator="GP", n_initial_points=n_initial if skopt_gp else 10 ** 9,
                     acq_func=acq_func, random_state=seed)
-    grid = _grid_points(dims, budget, seed) if method == "grid" else None
+    grid = grid_points(dims, budget, seed) if method == "grid" else None
     logged, done = done, []
     worst = [10.0]
 

@@ -34,7 +34,8 @@ class PlanTrial:
         self.outcomes[key] = {"accuracy": row["val_accuracy"], "latency_ms": row["latency_ms"],
                               "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
                               "full_integer": row["full_integer"], "checks_fail": row["checks_fail"],
-                              "artifact": row["artifact"], "val_n": row["val_n"], "run_record": row["run_record"]}
+                              "artifact": row["artifact"], "val_n": row["val_n"], "run_record": row["run_record"],
+                              "cost": row["cost"]}
         return dict(self.outcomes[key])
 
 
@@ -45,3 +46,43 @@ def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPla
         if step["method"] == "finetune":
             step["epochs"] = epochs
     return CompressionPlan.from_dict(d)
+
+
+def network_key(plan: CompressionPlan, model, ctx: Context) -> str:
+    """What a plan produces, as a short hash: the weight shapes after its structural (channel-pruning) steps and
+    every other step's parameters. Parameter values that round to the same channel counts (``round_to``) give
+    the same key, so a search can reuse the outcome instead of spending a trial on an identical network."""
+    import hashlib
+
+    from helpers.compress.registry import METHODS
+
+    d = plan.to_dict()
+    structural = [s for s in d["steps"] if METHODS[s["method"]].category == "structured_pruning"]
+    others = [s for s in d["steps"] if METHODS[s["method"]].category != "structured_pruning"]
+    shapes = []
+    if structural:
+        pruned, _, _ = CompressionPlan.from_dict({"steps": structural}).run_steps(model, ctx)
+        shapes = [[name, list(p.shape)] for name, p in pruned.named_parameters() if p.dim() > 1]
+    spec = json.dumps({"shapes": shapes, "steps": others, "export": d["export"]}, sort_keys=True, default=str)
+    return hashlib.sha256(spec.encode()).hexdigest()[:16]
+
+
+class NetworkKeyedTrial:
+    """A trial that runs each distinct network once: the outcome of a network already in ``store`` (a JSON-lines
+    file shared by every search of a study on one dataset and fidelity) is returned again, marked
+    ``same_network_as`` with the values that first produced it, and the optimiser is told that outcome."""
+
+    def __init__(self, trial: PlanTrial, store):
+        self.trial, self.store = trial, store
+
+    def __call__(self, values: dict) -> dict:
+        from helpers.search import append_log, read_log
+
+        plan = self.trial.template.with_values(values)
+        key = network_key(plan, self.trial.model, self.trial.ctx)
+        known = {r["network"]: r for r in read_log(self.store)}
+        if key in known:
+            return {**known[key]["outcome"], "network": key, "same_network_as": known[key]["values"]}
+        outcome = self.trial(values)
+        append_log(self.store, {"trial": len(known), "values": values, "network": key, "outcome": outcome})
+        return {**outcome, "network": key}

@@ -78,7 +78,8 @@ CASES = [
     ("export", lambda f: ["export", str(f["nowidth"]), "--out", str(f["d"] / "x.tflite")], "lacks width"),
     ("export", lambda f: ["export", str(f["wrong"]), "--out", str(f["d"] / "x.tflite")], "does not match the model"),
     ("export", lambda f: ["export", str(f["d"] / "garbage.pt"), "--out", str(f["d"] / "x.tflite")], "is corrupt"),
-    ("export", lambda f: ["export", str(f["ok"]), "--out", str(f["d"] / "dir.tflite"), "--mode", "fp32"], "dir.tflite"),
+    ("export", lambda f: ["export", str(f["ok"]), "--out", str(f["d"] / "dir.tflite"), "--mode", "fp32"],
+     "Is a directory for " + "{d}/dir.tflite;"),
     ("export", lambda f: ["export", str(f["ok"]), "--out", str(f["d"] / "x.tflite"), "--mode", "int4"], "invalid choice"),
     ("inspect", lambda f: ["inspect", str(f["d"] / "none.tflite")], "does not exist"),
     ("inspect", lambda f: ["inspect", str(f["d"] / "text.tflite")], "not a TensorFlow Lite model"),
@@ -146,8 +147,10 @@ def test_cli_answers_a_bad_input_in_one_sentence(files, capsys, surface, argv, a
     except SystemExit as exc:  # argparse's own answer: usage and one line, exit 2
         code = exc.code
     err = capsys.readouterr().err.strip()
+    answer = answer.format(d=files["d"])
     assert code == 2, err
     assert "Traceback" not in err and answer in err, err
+    assert ".tmp" not in err, err  # never a temporary file's name
     last = err.splitlines()[-1]
     assert last.startswith(("error:", "python -m helpers")) and len(last) < 600, last
     assert time.perf_counter() - t0 < 10  # answered before any baseline is trained or timed

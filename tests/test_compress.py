@@ -148,3 +148,47 @@ def test_cli_export_and_compress_from_a_checkpoint(tmp_path):
                           "--out", str(tmp_path / "d")], capture_output=True, text=True)
     assert run.returncode == 2 and "step 1 (ptq), field 'method'" in run.stderr
     assert not (tmp_path / "d").exists()
+
+
+def test_killing_compress_at_any_moment_leaves_a_whole_pair_or_none(tmp_path):
+    """SIGKILL `compress` at several moments of a run over a folder that holds an earlier run's pair: the folder
+    always holds both files of one run (the old pair or the new one), never a model without its record."""
+    import json
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from helpers.checkpoints import save_checkpoint
+
+    cfg = {"model": "resnet18", "dataset": "fashion_mnist", "num_classes": 10, "in_channels": 1, "width": 0.25,
+           "input_size": 32}
+    ckpt = save_checkpoint(_model(), tmp_path / "r.pt", cfg, {})
+    out = tmp_path / "c"
+    cmd = [sys.executable, "-m", "helpers", "compress", str(tmp_path / "plan.yaml"), "--checkpoint", str(ckpt),
+           "--out", str(out), "--json", "--finetune-images", "64", "--val-images", "32"]
+
+    def pair_is_whole():
+        if not out.exists():
+            return None
+        names = sorted(p.name for p in out.iterdir())
+        assert names == ["model.tflite", "record.json"], names
+        rec = json.loads((out / "record.json").read_text())
+        return rec["plan"]["steps"][0]["ratio"]
+
+    (tmp_path / "plan.yaml").write_text("steps:\n  - {method: structured, ratio: 0.25}\n  - {method: ptq, calibration: 8}\n")
+    t0 = time.perf_counter()
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    full = time.perf_counter() - t0
+    assert pair_is_whole() == 0.25
+    (tmp_path / "plan.yaml").write_text("steps:\n  - {method: structured, ratio: 0.5}\n  - {method: ptq, calibration: 8}\n")
+    for fraction in (0.3, 0.6, 0.8, 0.9, 0.97):  # moments spread over the run, late ones inside the writes
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(fraction * full)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert pair_is_whole() in (0.25, 0.5)
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    assert pair_is_whole() == 0.5
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".c.")]
+    assert all(name.endswith((".tmp", ".old")) for name in leftovers)  # a killed run's scratch is hidden, never `c`

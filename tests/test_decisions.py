@@ -58,7 +58,7 @@ def test_plan_trial_reuses_the_outcome_of_values_it_has_run(monkeypatch):
         calls.append(plan)
         return {"val_accuracy": 0.90 + len(calls) / 100, "latency_ms": 0.1, "latency_iqr_ms": 0.001, "macs": 1,
                 "size_kB": 1.0, "full_integer": True, "checks_fail": 0, "artifact": f"a{len(calls)}", "val_n": 100,
-                "run_record": "r"}
+                "run_record": "r", "cost": {}}
 
     monkeypatch.setattr(trial_module, "plan_row", fake_plan_row)
     template = CompressionPlan.from_dict({"steps": [{"method": "structured", "ratio": {"low": 0.1, "high": 0.5}},

@@ -1,0 +1,144 @@
+"""The O8 study (helpers.study): config checks, the pre-registered verdict, the fidelity report, and a tiny
+study end to end on the smoke profile (report, SIGKILL at three moments then --resume)."""
+
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import yaml
+
+from helpers import paths
+from helpers.search import SearchError, append_log
+from helpers.study import fidelity, load_study, parse_seeds, verdict
+
+SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
+
+
+def test_seeds_parse_and_malformed_seeds_are_named():
+    assert parse_seeds("0-4") == [0, 1, 2, 3, 4] and parse_seeds("3,1") == [3, 1] and parse_seeds([2]) == [2]
+    for bad, answer in [("4-0", "runs backwards"), ("a-b", "malformed"), ("1,1", "distinct"), ("", "malformed")]:
+        with pytest.raises(ValueError, match=answer):
+            parse_seeds(bad)
+
+
+def _config(tmp_path, **changes):
+    raw = {**yaml.safe_load(SMOKE.read_text()), **changes}
+    path = tmp_path / "study.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("changes,answer", [
+    ({"methods": ["gp", "bayes"]}, "method 'bayes' is not one of"),
+    ({"budget": 1, "n_initial": 2}, "budget 1 is smaller than n_initial 2"),
+    ({"seeds": "0-x"}, "malformed"),
+    ({"budgett": 3}, "unknown field 'budgett'"),
+    ({"name": "a/b"}, "must be letters, digits"),
+    ({"template": {"steps": [{"method": "ptq"}]}}, "no free parameters"),
+])
+def test_bad_study_configs_are_answered_in_one_sentence(tmp_path, changes, answer):
+    with pytest.raises((SearchError, ValueError), match=answer):
+        load_study(_config(tmp_path, **changes))
+
+
+def test_a_results_folder_of_another_config_is_refused(tmp_path, monkeypatch):
+    from helpers.study import open_folder
+
+    monkeypatch.setattr(paths, "RUNS", tmp_path)
+    cfg = load_study(_config(tmp_path))
+    folder = open_folder(cfg, resume=False)
+    (folder / "fashion_mnist-s0-gp.jsonl").write_text("")
+    with pytest.raises(SearchError, match="already has trials"):
+        open_folder(cfg, resume=False)
+    changed = load_study(_config(tmp_path, budget=4))
+    with pytest.raises(SearchError, match="with another config"):
+        open_folder(changed, resume=True)
+
+
+def _chosen(rows):
+    return pd.DataFrame(rows, columns=["dataset", "seed", "method", "latency_ms", "int8_latency_ms"])
+
+
+def test_verdict_follows_the_preregistered_rule():
+    faster = _chosen([("d", s, m, (0.04 if m == "gp" else 0.05), 0.1) for s in range(5) for m in ("gp", "random")])
+    v = verdict(faster).iloc[0]
+    assert v.median_ratio == pytest.approx(0.8) and v.hi < 1 and v.met and v.gp_wins == 5
+    mixed = _chosen([("d", s, m, (0.04 if (m == "gp") == (s % 2 == 0) else 0.05), 0.1)
+                     for s in range(5) for m in ("gp", "random")])
+    v = verdict(mixed).iloc[0]
+    assert not v.met and v.lo < 1 < v.hi and v.verdict == "no difference shown (criterion not met)"
+    # a method that clears no bar scores plain int8's latency (what one would deploy)
+    missing = _chosen([("d", 0, "gp", 0.05, 0.1), ("d", 0, "random", float("nan"), 0.1)])
+    assert verdict(missing).iloc[0].median_ratio == pytest.approx(0.5)
+
+
+def test_fidelity_reports_rank_correlation_and_gain(tmp_path):
+    for i, (screen, final) in enumerate([(0.6, 0.85), (0.7, 0.88), (0.8, 0.91)]):
+        append_log(tmp_path / "d-s0-gp-final.jsonl", {"trial": i, "values": {}, "status": "ok", "screen_accuracy": screen,
+                                                      "accuracy": final, "feasible": final > 0.9})
+    f = fidelity(tmp_path).iloc[0]
+    assert f.spearman == pytest.approx(1.0) and f.passing == 1 and f.mean_gain_points == pytest.approx(18.0)
+
+
+@pytest.mark.slow
+def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
+    """SIGKILL at three moments, then --resume: no finished trial lost or repeated, and every search is the
+    uninterrupted one (its log, replayed through a search that returns the logged outcomes, gives the same
+    trials in the same order); the report writes the study section."""
+    from helpers.provenance import machine
+    from helpers.report import study_sections
+    from helpers.search import Objective, read_log, run_search
+    from helpers.compress.plan import CompressionPlan
+    from helpers.study import study_dir
+
+    cfg_path = _config(tmp_path, name="smoke-study-test")
+    cfg = load_study(cfg_path)
+    folder = study_dir(cfg, machine()["id"])
+    shutil.rmtree(folder.parent, ignore_errors=True)
+    cmd = [sys.executable, "-m", "helpers", "study", str(cfg_path), "--resume"]
+    for kill_after in (2, 5, 9):  # finished trials (all logs) before each kill
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.time() + 600
+        while time.time() < deadline and proc.poll() is None:
+            if sum(len(p.read_text().splitlines()) for p in folder.glob("fashion_mnist-s*.jsonl")) >= kill_after:
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)  # land inside the next trial
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=1200)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "criterion (pre-registered)" in run.stdout
+    try:
+        logs = sorted(folder.glob("fashion_mnist-s*.jsonl"))
+        assert len(logs) == 8  # 2 seeds x 2 methods x (screening, final)
+        ref = json.loads((folder / "fashion_mnist-reference.json").read_text())
+        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
+        free = CompressionPlan.from_dict(cfg.template).free_parameters()
+        for log in logs:
+            rows = read_log(log)
+            ids = [r["trial"] for r in rows]
+            assert ids == list(range(len(ids))), log.name  # nothing lost, nothing repeated
+            if log.name.endswith("-final.jsonl"):
+                continue
+            seed, method = int(log.stem.split("-s")[1].split("-")[0]), log.stem.rsplit("-", 1)[1]
+            outcomes = iter(rows)
+
+            def replay(values, outcomes=outcomes):
+                r = next(outcomes)
+                assert values == r["values"]  # the uninterrupted search proposes what the killed one ran
+                return {"accuracy": r["accuracy"], "latency_ms": r["latency_ms"]}
+
+            run_search(replay, free, obj.lowered(cfg.screen_slack), cfg.budget, tmp_path / log.name, method, seed,
+                       cfg.n_initial, surrogate=cfg.surrogate)
+        chosen = pd.read_csv(folder / "chosen.csv")
+        assert len(chosen) == 4 and set(chosen.method) == {"gp", "random"}
+        text = "\n".join(study_sections(folder.parent.parent))
+        assert "smoke-study-test" in text and "Searches finished: 4 of 4" in text
+    finally:
+        shutil.rmtree(folder.parent, ignore_errors=True)
