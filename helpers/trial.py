@@ -48,22 +48,30 @@ def with_finetune_epochs(plan: CompressionPlan, epochs: float) -> CompressionPla
     return CompressionPlan.from_dict(d)
 
 
+#: Structured-pruning parameters that only decide how many channels each layer keeps (which ones stay is decided
+#: by the importance criterion, ranked the same way whatever the count).
+COUNT_PARAMS = ("ratio", "stage_slope", "stage_ratios", "round_to")
+
+
 def network_key(plan: CompressionPlan, model, ctx: Context) -> str:
-    """What a plan produces, as a short hash: the weight shapes after its structural (channel-pruning) steps and
-    every other step's parameters. Parameter values that round to the same channel counts (``round_to``) give
-    the same key, so a search can reuse the outcome instead of spending a trial on an identical network."""
+    """What a plan produces, as a short hash: the weight shapes after its structural (channel-pruning) steps,
+    and every parameter of every step except those that only set channel counts (``COUNT_PARAMS``). Values
+    that round to the same channel counts with the same criterion give the same key, so a search can reuse the
+    outcome instead of spending a trial on an identical network."""
     import hashlib
 
     from helpers.compress.registry import METHODS
 
     d = plan.to_dict()
     structural = [s for s in d["steps"] if METHODS[s["method"]].category == "structured_pruning"]
-    others = [s for s in d["steps"] if METHODS[s["method"]].category != "structured_pruning"]
+    # what only sets channel counts is replaced by the counts it gives; every other choice (the importance
+    # criterion decides WHICH channels stay) is part of the key as given
+    choices = [{k: v for k, v in s.items() if k not in COUNT_PARAMS} for s in d["steps"]]
     shapes = []
     if structural:
         pruned, _, _ = CompressionPlan.from_dict({"steps": structural}).run_steps(model, ctx)
         shapes = [[name, list(p.shape)] for name, p in pruned.named_parameters() if p.dim() > 1]
-    spec = json.dumps({"shapes": shapes, "steps": others, "export": d["export"]}, sort_keys=True, default=str)
+    spec = json.dumps({"shapes": shapes, "steps": choices, "export": d["export"]}, sort_keys=True, default=str)
     return hashlib.sha256(spec.encode()).hexdigest()[:16]
 
 

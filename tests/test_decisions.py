@@ -181,3 +181,28 @@ def test_notebooks_are_thin():
         params = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])][0].source
         for loose in ("widths =", "epochs =", "batch_size =", "lr =", "train_subset", "eval_subset", "val_subset"):
             assert not any(ln.startswith(loose) for ln in params.splitlines()), f"{path.name} declares {loose}"
+
+
+def test_network_key_merges_counts_not_criteria():
+    """Ratios that round to the same channel counts share a key; another importance criterion does not."""
+    import torch
+
+    from helpers.compress import Context
+    from helpers.compress.plan import CompressionPlan
+    from helpers.data import ArrayDataset
+    from helpers.models import build_model
+    from helpers.trial import network_key
+
+    torch.manual_seed(0)
+    model = build_model("resnet18", 10, 1, 0.25).eval()
+    ds = ArrayDataset(torch.randn(16, 1, 32, 32), torch.arange(16) % 10, [str(i) for i in range(10)], "x", "train", "fp")
+    ctx = Context(train_ds=ds, val_ds=ds, input_size=32, in_channels=1)
+
+    def key(ratio, importance, round_to=8):
+        return network_key(CompressionPlan.from_dict({"steps": [
+            {"method": "structured", "ratio": ratio, "importance": importance, "round_to": round_to},
+            {"method": "ptq", "calibration": 8}]}), model, ctx)
+
+    assert key(0.51, "l1") == key(0.55, "l1")  # 8-channel rounding: the same counts
+    assert key(0.50, "l1") != key(0.50, "lamp")  # the criterion decides which channels stay
+    assert key(0.50, "l1") != key(0.25, "l1")
