@@ -36,7 +36,7 @@ def _cmd_study(args) -> int:
     folder = open_folder(cfg, args.resume)
     run_study(cfg, args.resume, progress=not args.json)
     chosen = pd.read_csv(folder / "chosen.csv")  # every seed and method run so far, not only this call's
-    v = verdict(chosen)
+    v = verdict(chosen, cfg.criterion, planned_seeds=len(load_study(args.config).seeds))
     write_figures(cfg, folder)
     if args.json:
         print(json.dumps({"chosen": chosen.to_dict("records"), "verdict": v.to_dict("records")}, indent=2, default=str))

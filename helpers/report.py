@@ -211,7 +211,7 @@ def study_sections(root: Path) -> list[str]:
                   f"bootstrap interval; success: {crit['success']}; {crit['no_plan']}. Budget {cfg['budget']} screening "
                   f"trials per search ({cfg['n_initial']} shared initial points), {cfg['final_runs']} long fine-tune runs "
                   f"per search for every method. Searches finished: {len(chosen)} of {planned}.", ""]
-        v = verdict(chosen) if len(chosen) else pd.DataFrame()
+        v = verdict(chosen, crit, planned_seeds=len(cfg["seeds"])) if len(chosen) else pd.DataFrame()
         if len(v):
             lines += _md("Verdict per dataset (GP latency / random latency, per seed):",
                          ["dataset", "seeds", "median ratio", "90% interval", "GP faster in", "verdict"],

@@ -142,3 +142,9 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
         assert "smoke-study-test" in text and "Searches finished: 4 of 4" in text
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def test_an_unfinished_study_gets_no_verdict():
+    partial = _chosen([("d", 0, "gp", 0.04, 0.1), ("d", 0, "random", 0.05, 0.1)])
+    v = verdict(partial, planned_seeds=5).iloc[0]
+    assert not v.met and v.verdict == "interim (1 of 5 seeds): no verdict yet" and v.median_ratio == pytest.approx(0.8)
