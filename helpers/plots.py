@@ -303,26 +303,37 @@ def _study_logs(folder, dataset: str, method: str, final: bool = False) -> list[
 
 
 def study_convergence(folder, datasets: list[str], methods: list[str]):
-    """The study: best screened latency so far per trial, median over seeds with the interquartile band, per method."""
+    """The study: best screened latency so far per trial, median over seeds with the interquartile band, per method.
+
+    Before a search has a plan over its screening bar it scores the plain int8 latency (the study's rule for a
+    method with no plan: what one would deploy), so every seed's curve starts at the reference and only falls;
+    only finished searches are drawn.
+    """
+    import json
+
     import matplotlib.pyplot as plt
 
     from helpers.search import best_so_far
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
+        ref = json.loads((folder / f"{ds}-reference.json").read_text())["int8_latency_ms"] \
+            if (folder / f"{ds}-reference.json").exists() else np.nan
         for i, m in enumerate(methods):
-            curves = [best_so_far(log) for log in _study_logs(folder, ds, m) if log]
+            logs = [log for log in _study_logs(folder, ds, m) if log]
+            n = max(map(len, logs), default=0)
+            curves = [best_so_far(log) for log in logs if len(log) == n]  # finished searches only
             if not curves:
                 continue
-            n = min(map(len, curves))
-            c = np.array([cv[:n] for cv in curves], float)
-            c[~np.isfinite(c)] = np.nan
+            c = np.array(curves, float)
+            c[~np.isfinite(c)] = ref
             x = np.arange(1, n + 1)
             with warnings.catch_warnings():  # a trial before any seed cleared the bar: an all-NaN column
                 warnings.simplefilter("ignore", RuntimeWarning)
                 q1, med, q3 = np.nanpercentile(c, [25, 50, 75], axis=0)
             ax.step(x, med, where="post", color=f"C{i}", label=f"{m}: median of {len(curves)} seeds")
             ax.fill_between(x, q1, q3, step="post", color=f"C{i}", alpha=0.2)
+        ax.axhline(ref, color="k", ls=":", lw=1, label="plain int8")
         ax.set(xlabel="screening trial", ylabel="best screened latency so far (ms)", title=f"{ds}: convergence")
         ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
         ax.legend(fontsize=7)
