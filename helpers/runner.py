@@ -181,6 +181,8 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
 def _run_notebooks(profile, selected, books, params, out_dir, record, log) -> list[dict]:
     import papermill as pm
 
+    from helpers.io import write_json
+
     times_path = out_dir / "chain_times.json"
     last = _read_times(times_path)
     expected = sum(last.get(books[p].name, 0) for p in selected) if all(books[p].name in last for p in selected) else None
@@ -200,8 +202,8 @@ def _run_notebooks(profile, selected, books, params, out_dir, record, log) -> li
                              f"see the executed copy {out_dir / nb.name}") from None
         _stamp(out_dir / nb.name, record["id"])
         rows.append({"notebook": nb.name, "seconds": round(time.perf_counter() - t0, 1)})
-        _write_times(times_path, {**last, nb.name: rows[-1]["seconds"]})
         last = {**last, nb.name: rows[-1]["seconds"]}
+        write_json(times_path, last)
         elapsed = time.perf_counter() - t_chain
         of = f" of about {expected:.0f} s expected" if expected else ""
         log(f"[{profile}] {nb.name} done in {rows[-1]['seconds']} s (chain {elapsed:.0f} s{of})")
@@ -237,12 +239,6 @@ def _read_times(path: Path) -> dict:
         return json.loads(path.read_text())
     except (OSError, ValueError):
         return {}
-
-
-def _write_times(path: Path, times: dict) -> None:
-    from helpers.io import write_json
-
-    write_json(path, times)
 
 
 def _stamp(executed: Path, record_id: str) -> None:

@@ -177,10 +177,6 @@ def open_folder(cfg: StudyConfig, resume: bool) -> Path:
     return folder
 
 
-def _per_dataset(value, ds):
-    return value[ds] if isinstance(value, dict) else value
-
-
 def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool = True) -> pd.DataFrame:
     """Run (or resume) the study; returns the chosen plans (one row per dataset, seed and method).
 
@@ -193,6 +189,7 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     from helpers.compress.plan import CompressionPlan
     from helpers.data import load_dataset
     from helpers.io import write_json
+    from helpers.params import per_dataset
     from helpers.pipeline import context
     from helpers.provenance import current_record
     from helpers.references import reference_point
@@ -209,6 +206,8 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     spec = BaselineSpec.parse(cfg.baseline_spec or load_profile(cfg.profile)["common"]["baseline_spec"])
     template = CompressionPlan.from_dict(cfg.template)
     free = template.free_parameters()
+    final_epochs_of = per_dataset("final_epochs", cfg.final_epochs, cfg.datasets)
+    slack_of = per_dataset("screen_slack", cfg.screen_slack, cfg.datasets)
     per_search = cfg.budget + cfg.final_runs
     total = len(cfg.datasets) * len(cfg.seeds) * len(cfg.methods) * per_search
     bar = tqdm(total=total, desc=f"study {cfg.name}", unit="trial", disable=not progress)
@@ -221,7 +220,7 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
         obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
         screen = NetworkKeyedTrial(PlanTrial(template, model, rec, ctx, profile, reference=pair),
                                    folder / f"{ds}-networks-screen.jsonl")
-        final_epochs = _per_dataset(cfg.final_epochs, ds)
+        final_epochs = final_epochs_of[ds]
         final = NetworkKeyedTrial(PlanTrial(with_finetune_epochs(template, final_epochs), model, rec, ctx,
                                             profile, reference=pair),
                                   folder / f"{ds}-networks-final{final_epochs}.jsonl")
@@ -237,7 +236,7 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
                     bar.update(1)
                     bar.set_postfix_str(f"{tag} trial {row['trial']}")
 
-                res = run_search(screen, free, obj.lowered(_per_dataset(cfg.screen_slack, ds)), cfg.budget,
+                res = run_search(screen, free, obj.lowered(slack_of[ds]), cfg.budget,
                                  folder / f"{tag}.jsonl", m, seed, cfg.n_initial, surrogate=cfg.surrogate,
                                  on_trial=tick)
                 fin = confirm_front(res.trials[:cfg.budget], obj, final, folder / f"{tag}-final.jsonl",
