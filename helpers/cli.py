@@ -30,13 +30,13 @@ def _cmd_run(args) -> int:
 def _cmd_study(args) -> int:
     import pandas as pd
 
-    from helpers.study import cost_table, fidelity, load_study, open_folder, run_study, verdict, write_figures
+    from helpers.study import cost_table, fidelity, load_study, run_study, verdict, write_figures
 
     cfg = load_study(args.config, args.seeds, args.methods)  # checked whole before any baseline is touched
-    folder = open_folder(cfg, args.resume)
-    run_study(cfg, args.resume, progress=not args.json)
+    planned = len(load_study(args.config).seeds) if args.seeds is not None else len(cfg.seeds)  # the registered seeds
+    _, folder = run_study(cfg, args.resume, progress=not args.json)
     chosen = pd.read_csv(folder / "chosen.csv")  # every seed and method run so far, not only this call's
-    v = verdict(chosen, cfg.criterion, planned_seeds=len(load_study(args.config).seeds))
+    v = verdict(chosen, cfg.criterion, planned_seeds=planned)
     write_figures(cfg, folder)
     if args.json:
         print(json.dumps({"chosen": chosen.to_dict("records"), "verdict": v.to_dict("records")}, indent=2, default=str))
@@ -128,8 +128,10 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_bench(args) -> int:
+    from helpers.inspection import inspect_tflite
     from helpers.latency import measure_tflite
 
+    inspect_tflite(args.model)  # a malformed file is answered in one sentence before the interpreter reads it
     res = measure_tflite(args.model, args.threads, repeats=args.repeats)
     _print(res.row() if args.json else {k: v for k, v in res.row().items() if not k.startswith("v_")}, args.json)
     if res.noisy:
@@ -140,7 +142,17 @@ def _cmd_bench(args) -> int:
 def _cmd_edgetpu(args) -> int:
     from helpers.edgetpu import report
 
-    _print(report(args.model, args.out_dir).to_dict(), args.json)
+    rep = report(args.model, args.out_dir).to_dict()
+    if args.json:
+        _print(rep, True)
+        return 0
+    placed = rep.pop("placement")
+    rep.pop("operators")
+    _print(rep, False)
+    print("placement (file order):")
+    for p in placed:
+        print(f"  {p['index']:>4}  {p['op']:<28} {p['device']:<8} {p.get('reason_kind', '')}"
+              + (f": {p['reason']}" if p.get("reason") else ""))
     return 0
 
 
@@ -241,10 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench)
 
-    p = sub.add_parser("edgetpu", help="Edge TPU compiler report, or the offline compatibility report",
-                       description="Compile with edgetpu_compiler when it is on PATH and parse its report; "
-                                   "otherwise check the documented Edge TPU rules offline.")
-    p.add_argument("model", help="full-integer int8 .tflite file")
+    p = sub.add_parser("edgetpu", help="where each op would run: Edge TPU or CPU (compiler report or offline rules)",
+                       description="Compile with edgetpu_compiler when it is on PATH and parse its report; otherwise "
+                                   "place every operator on the Edge TPU or the CPU by Coral's rules for compiler "
+                                   "16, with the reason for each CPU op. A compiled model is read, not re-compiled.")
+    p.add_argument("model", help=".tflite file (int8/uint8 parts go to the Edge TPU, float parts stay on the CPU)")
     p.add_argument("--out-dir", help="where the compiler writes MODEL_edgetpu.tflite")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_edgetpu)

@@ -80,3 +80,17 @@ def stage_shares(layers: pd.DataFrame, model: str) -> pd.Series:
     """Percent of ``model``'s net int8 latency per stage (the block name before the first dot)."""
     d = layers[layers.model == model]
     return d.groupby(d.block.str.split(".").str[0]).lite_net_ms.sum().div(d.lite_net_ms.sum()).mul(100).round(1)
+
+
+def placement_targets(artifacts: dict, dataset: str, pool: pd.DataFrame | None) -> dict[str, str]:
+    """04's artifacts to place on the Edge TPU, label -> path: each baseline's int8 and fp32 file on ``dataset``
+    (``artifacts`` maps (architecture, dataset) -> {mode: path}) and 03's int8 plans on it whose files exist
+    on this machine (``pool``: 03's table, None when 03 has not run)."""
+    out = {f"{arch} {mode}": str(files[mode]) for (arch, ds), files in artifacts.items() if ds == dataset
+           for mode in ("int8", "fp32")}
+    if pool is not None:
+        from pathlib import Path
+
+        plans = pool[(pool["mode"] == "int8") & (pool.dataset == dataset) & pool.artifact.map(lambda p: Path(p).is_file())]
+        out |= {f"{r.model} {r.label}": r.artifact for r in plans.itertuples()}
+    return out

@@ -1,6 +1,6 @@
 """Coral Edge TPU: compile and parse the compiler's report when `edgetpu_compiler` exists, run with the
-Edge TPU delegate when libedgetpu and a device exist, and otherwise an offline compatibility report
-from the documented rules (see README, "Edge TPU").
+Edge TPU delegate when libedgetpu and a device exist, and otherwise an offline report that places every
+operator on the Edge TPU or the CPU by the rules of ``edgetpu_rules`` (see README, "Edge TPU").
 """
 
 from __future__ import annotations
@@ -12,32 +12,12 @@ import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from helpers.inspection import inspect_tflite
+from helpers.edgetpu_rules import COMPILER_VERSION, PARTITIONING, op_problem
+from helpers.inspection import EDGETPU_CUSTOM_OP, inspect_tflite
 
 ON_CHIP_CACHE_BYTES = 8 * 1024 * 1024  # about 8 MiB of on-chip parameter cache
 DELEGATE_LIBRARY = "libedgetpu.so.1"
-
-#: The documented op table (Coral's original list; later compilers map more, e.g. some QUANTIZE and
-#: TRANSPOSE). Kept as data: op -> limitation checked by ``_op_problem`` ("" when none).
-OP_TABLE = {
-    "compiler_version": "documented table (pre-v14); a real compiler run overrides it",
-    "ops": {
-        "LOGISTIC": "", "RELU": "", "RELU6": "", "RELU_N1_TO_1": "", "TANH": "",
-        "ADD": "", "SUB": "", "MUL": "", "MAXIMUM": "", "MINIMUM": "",
-        "AVERAGE_POOL_2D": "no fused activation", "MAX_POOL_2D": "no fused activation",
-        "CONCATENATION": "no fused activation; a constant input must be zeros and then only 2 inputs",
-        "CONV_2D": "", "DEPTHWISE_CONV_2D": "",
-        "FULLY_CONNECTED": "default weight format only; output one-dimensional",
-        "L2_NORMALIZATION": "", "RESHAPE": "", "SLICE": "", "SPACE_TO_DEPTH": "", "SPLIT": "",
-        "MEAN": "reduction over x and/or y only",
-        "PAD": "padding over x and/or y only",
-        "RESIZE_BILINEAR": "3-D input/output", "RESIZE_NEAREST_NEIGHBOR": "3-D input/output",
-        "SOFTMAX": "1-D input, at most 16000 elements",
-        "SQUEEZE": "only leading 1s squeezed",
-        "STRIDED_SLICE": "all strides 1",
-    },
-}
-INTEGER_TYPES = {"INT8", "UINT8", "INT32"}  # INT32 only for biases and shape/axis constants
+MAPPED = "Mapped to Edge TPU"
 
 
 class EdgeTPUError(RuntimeError):
@@ -60,6 +40,9 @@ class EdgeTPUReport:
     first_cpu_reason: str | None
     operators: list[dict] = field(default_factory=list)  # op, count, status
     compiled_model: str | None = None
+    placement: list[dict] = field(default_factory=list)  # index, op, device, reason (kind and sentence)
+    already_compiled: bool = False  # the model holds edgetpu-custom-op: placement read from it, not predicted
+    partitioning: str = ""  # how the offline placement splits the graph (edgetpu_rules.PARTITIONING)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -137,16 +120,19 @@ def parse_compiler_report(text: str) -> EdgeTPUReport:
 
 
 def compile_model(path: str | Path, out_dir: str | Path | None = None, timeout_s: int = 600) -> EdgeTPUReport:
-    """Run `edgetpu_compiler -s` on an int8 model and parse its report.
+    """Run `edgetpu_compiler -s` on a model and parse its report; the placement is read from the compiled file.
 
-    Raises EdgeTPUError when the compiler is absent, the model is not full-integer, or the compiler
-    exits non-zero (its last output line is quoted). The compiled model lands in ``out_dir``.
+    Raises EdgeTPUError when the compiler is absent, the model is already compiled, or the compiler exits
+    non-zero (its last output line is quoted). The compiled model lands in ``out_dir``. A float part is the
+    compiler's to judge (it leaves float ops on the CPU), so nothing is refused for it here.
     """
     compiler = compiler_path()
     if compiler is None:
         raise EdgeTPUError("edgetpu_compiler is not on PATH; install it from Coral's package repository "
                            "(Debian package edgetpu-compiler) or use the offline report")
-    _require_int8(path)
+    if inspect_tflite(path).compiled_for_edgetpu:
+        raise EdgeTPUError(f"{path} is already compiled for the Edge TPU (it holds edgetpu-custom-op); give the "
+                           "compiler the model it was compiled from")
     out_dir = Path(out_dir or tempfile.mkdtemp(prefix="edgetpu_"))
     out_dir.mkdir(parents=True, exist_ok=True)
     run = subprocess.run([compiler, "-s", "-o", str(out_dir), str(path)], capture_output=True, text=True,
@@ -157,82 +143,120 @@ def compile_model(path: str | Path, out_dir: str | Path | None = None, timeout_s
                            f"{last[-1] if last else 'no output'}")
     report = parse_compiler_report(run.stdout)
     report.compiled_model = str(out_dir / (Path(path).stem + "_edgetpu.tflite"))
+    if Path(report.compiled_model).exists():
+        report.placement = placement(inspect_tflite(report.compiled_model))
     return report
 
 
-def _require_int8(path) -> None:
-    info = inspect_tflite(path)
-    if info.float_tensors or info.input_dtype not in ("INT8", "UINT8"):
-        raise EdgeTPUError(
-            f"{path} is not fully 8-bit quantised ({len(info.float_tensors)} float tensors, input "
-            f"{info.input_dtype}); the Edge TPU needs a full-integer model: export with --mode int8")
+def _partition(info) -> list[tuple[bool, list]]:
+    """TensorFlow Lite's delegate partitioning (``PartitionGraphIntoIndependentNodeSubsets``): the ops in
+    dependency order as alternating runs of supported and unsupported ops, each run taking every op whose
+    inputs are ready and whose kind matches the run's (the first ready op in file order sets it).
+
+    Written by hand: the partitioner lives in TensorFlow Lite's C++ and is not exposed to Python.
+    Returns [(supported, [op, ...]), ...]."""
+    produced = {t for op in info.op_list for t in op.output_ids}
+    ready = set(info.graph_inputs) | {t for op in info.op_list for t in op.input_ids if t not in produced}
+    kind = {op.index: op_problem(op) is None for op in info.op_list}
+    left = list(info.op_list)
+    runs = []
+    while left:
+        run_kind, run = None, []
+        progress = True
+        while progress:
+            progress = False
+            for op in list(left):
+                if not all(t in ready for t in op.input_ids):
+                    continue
+                if run_kind is None:
+                    run_kind = kind[op.index]
+                if kind[op.index] == run_kind:
+                    run.append(op)
+                    left.remove(op)
+                    ready.update(op.output_ids)
+                    progress = True
+        if not run:  # a cycle or an input no op produces: the rest cannot be ordered, it stays on the CPU
+            runs.append((False, left))
+            break
+        runs.append((run_kind, run))
+    return runs
 
 
-def _op_problem(op) -> str | None:
-    """Why ``op`` (an inspection OpInfo) cannot be mapped, or None when the documented rules allow it."""
-    table = OP_TABLE["ops"]
-    if op.op not in table:
-        return "operation not in the documented Edge TPU op list"
-    for t in op.inputs + op.outputs:
-        if t["dtype"] not in INTEGER_TYPES or (t["dtype"] == "INT32" and not t["constant"]):
-            return f"tensor {t['name'] or '?'} is {t['dtype']}, not 8-bit"
-        shape = t["shape"]
-        if not t["constant"] and len(shape) > 3 and any(d != 1 for d in shape[:-3]):
-            return f"tensor shape {shape} has more than 3 non-unit innermost dimensions"
-    if op.op == "PAD":
-        pads = next((t.get("value") for t in op.inputs[1:] if t.get("value") is not None), None)
-        if pads and len(pads) == 8 and (any(pads[:2]) or any(pads[6:])):
-            return "padding over batch or channel dimensions"
-    if op.op == "MEAN":
-        ins, outs = op.inputs[0]["shape"], op.outputs[0]["shape"]
-        if ins and outs and ins[-1] != outs[-1]:
-            return "reduction over the channel dimension"
-    if op.op == "SOFTMAX":
-        shape = op.inputs[0]["shape"]
-        if sum(d != 1 for d in shape) > 1 or (shape and shape[-1] > 16000):
-            return "softmax input is not 1-D or exceeds 16000 elements"
-    if op.op == "FULLY_CONNECTED" and sum(d != 1 for d in op.outputs[0]["shape"]) > 1:
-        return "fully-connected output is not one-dimensional"
-    return None
+def placement(info) -> list[dict]:
+    """Every operator of the main subgraph in file order: ``index``, ``op``, ``device`` (``edgetpu`` or ``cpu``),
+    and for a CPU placement ``reason_kind`` and ``reason`` (see ``edgetpu_rules.PARTITIONING``).
+
+    A compiled model (with ``edgetpu-custom-op``) is read, not predicted: the custom op runs on the Edge TPU and
+    every op outside it on the CPU.
+    """
+    if info.compiled_for_edgetpu:
+        return [{"index": op.index, "op": op.op, "device": "edgetpu" if op.op == EDGETPU_CUSTOM_OP else "cpu",
+                 **({} if op.op == EDGETPU_CUSTOM_OP else
+                    {"reason_kind": "outside edgetpu-custom-op",
+                     "reason": "left outside edgetpu-custom-op by the compiler that made this file"})}
+                for op in info.op_list]
+    runs = _partition(info)
+    first_tpu = next((k for k, (ok, _) in enumerate(runs) if ok), None)
+    where: dict[int, dict] = {}
+    blocker = None
+    for k, (ok, ops) in enumerate(runs):
+        for op in ops:
+            if k == first_tpu:
+                where[op.index] = {"device": "edgetpu"}
+            elif not ok:
+                problem = op_problem(op) or ("unordered", "its inputs are never produced in this graph")
+                where[op.index] = {"device": "cpu", "reason_kind": problem[0], "reason": problem[1]}
+            else:
+                where[op.index] = {"device": "cpu", "reason_kind": "after the partition point",
+                                   "reason": f"supported, but runs after op {blocker.index} ({blocker.op}) left the "
+                                             "Edge TPU subgraph; the compiler maps one subgraph"}
+        if not ok and first_tpu is not None and k > first_tpu and blocker is None:
+            blocker = ops[0]
+    return [{"index": op.index, "op": op.op, **where[op.index]} for op in info.op_list]
 
 
 def offline_report(path: str | Path) -> EdgeTPUReport:
-    """Compatibility from the documented rules: ops mapped in order up to the first unsupported one.
+    """The per-op placement from the rules (or, for a compiled model, read from it) and the summary it implies.
 
-    Raises EdgeTPUError for a model that is not full-integer or has dynamic shapes.
+    ``parameter_bytes`` are the constants of the ops placed on the Edge TPU (of a compiled model: the size of
+    its edgetpu-custom-op), split into on-chip and off-chip at the ~8 MiB cache; what the real compiler
+    allocates can differ (it is not documented).
     """
-    _require_int8(path)
     info = inspect_tflite(path)
-    if info.dynamic_shapes:
-        raise EdgeTPUError(f"{path} has dynamic tensor shapes; the Edge TPU needs shapes fixed at compile time")
-    first, reason, cut = None, None, len(info.op_list)
+    placed = placement(info)
+    on_tpu = {p["index"] for p in placed if p["device"] == "edgetpu"}
+    seen, params = set(), 0
     for op in info.op_list:
-        problem = _op_problem(op)
-        if problem:
-            first, reason, cut = op.op, problem, op.index
-            break
+        if op.index in on_tpu:
+            params += op.custom_bytes if op.op == EDGETPU_CUSTOM_OP else 0
+            for t, brief in zip(op.input_ids, op.inputs):
+                if brief["constant"] and t not in seen:
+                    seen.add(t)
+                    params += brief["bytes"]
+    first = next((p for p in placed if p["device"] == "cpu" and p["reason_kind"] != "after the partition point"),
+                 next((p for p in placed if p["device"] == "cpu"), None))
     counts: dict[tuple[str, str], int] = {}
-    for op in info.op_list:
-        if op.index < cut:
-            status = "Mapped to Edge TPU"
-        elif op.index == cut:
-            status = f"Operation not supported: {reason}"
-        else:
-            status = "Runs on CPU: after the first unsupported op (one Edge TPU subgraph)"
-        counts[(op.op, status)] = counts.get((op.op, status), 0) + 1
-    params = info.parameter_bytes
+    for p in placed:
+        status = MAPPED if p["device"] == "edgetpu" else f"{p['reason_kind']}: {p['reason']}"
+        counts[(p["op"], status)] = counts.get((p["op"], status), 0) + 1
     on_chip = min(params, ON_CHIP_CACHE_BYTES)
     return EdgeTPUReport(
-        source="offline", compiler_version=OP_TABLE["compiler_version"], parameter_bytes=params,
-        on_chip_bytes=on_chip, on_chip_remaining_bytes=ON_CHIP_CACHE_BYTES - on_chip, off_chip_bytes=params - on_chip,
-        subgraphs=1 if cut > 0 else 0, total_ops=len(info.op_list), tpu_ops=cut, cpu_ops=len(info.op_list) - cut,
-        first_cpu_op=first, first_cpu_reason=reason,
-        operators=[{"op": op, "count": n, "status": s} for (op, s), n in counts.items()])
+        source="compiled model" if info.compiled_for_edgetpu else "offline",
+        compiler_version="as compiled" if info.compiled_for_edgetpu else COMPILER_VERSION,
+        parameter_bytes=params, on_chip_bytes=on_chip, on_chip_remaining_bytes=ON_CHIP_CACHE_BYTES - on_chip,
+        off_chip_bytes=params - on_chip, subgraphs=1 if on_tpu else 0, total_ops=len(placed), tpu_ops=len(on_tpu),
+        cpu_ops=len(placed) - len(on_tpu), first_cpu_op=first["op"] if first else None,
+        first_cpu_reason=first["reason"] if first else None,
+        operators=[{"op": op, "count": n, "status": st} for (op, st), n in counts.items()], placement=placed,
+        already_compiled=info.compiled_for_edgetpu, partitioning="" if info.compiled_for_edgetpu else PARTITIONING)
 
 
 def report(path: str | Path, out_dir: str | Path | None = None) -> EdgeTPUReport:
-    """The compiler's report where `edgetpu_compiler` exists, else the offline compatibility report."""
-    return compile_model(path, out_dir) if compiler_path() else offline_report(path)
+    """The compiler's report where `edgetpu_compiler` exists (a compiled model is read, never re-compiled), else
+    the offline report."""
+    if compiler_path() and not inspect_tflite(path).compiled_for_edgetpu:
+        return compile_model(path, out_dir)
+    return offline_report(path)
 
 
 def prefix_latency(model, calibration, out_dir: str | Path, threads: int = 1) -> list[dict]:

@@ -1,7 +1,8 @@
 """Read a .tflite flatbuffer: ops with their tensor dtypes, op counts, float/quantize flags, parameter bytes.
 
 Parsed with the flatbuffer schema shipped in ai-edge-litert, so no interpreter (and no delegate) is
-needed to see the model exactly as written.
+needed to see the model exactly as written. Every index the file holds (operator codes, tensors, buffers) is
+checked before use, so a malformed file is answered in one sentence (``NotTFLiteError``), never a traceback.
 """
 
 from __future__ import annotations
@@ -20,12 +21,19 @@ class NotTFLiteError(ValueError):
     """The file is missing or is not a TensorFlow Lite flatbuffer."""
 
 
+EDGETPU_CUSTOM_OP = "CUSTOM:edgetpu-custom-op"
+
+
 @dataclass
 class OpInfo:
     index: int
     op: str
-    inputs: list[dict]  # name, dtype, shape, constant
+    inputs: list[dict]  # name, dtype, shape, constant (value: small integer constants)
     outputs: list[dict]
+    input_ids: list[int] = field(default_factory=list)  # tensor indices, for the graph
+    output_ids: list[int] = field(default_factory=list)
+    options: dict = field(default_factory=dict)  # the op's builtin options (fused activation, axis, ...)
+    custom_bytes: int = 0  # size of a custom op's options (a compiled Edge TPU model keeps its parameters there)
 
 
 @dataclass
@@ -42,17 +50,22 @@ class ModelReport:
     flagged_ops: dict = field(default_factory=dict)  # QUANTIZE / DEQUANTIZE / TRANSPOSE counts
     subgraphs: int = 1
     dynamic_shapes: bool = False
+    graph_inputs: list = field(default_factory=list, repr=False)  # tensor indices of the main subgraph
+    graph_outputs: list = field(default_factory=list, repr=False)
+    compiled_for_edgetpu: bool = False  # holds edgetpu-custom-op: edgetpu_compiler's output
 
     @property
     def full_integer(self) -> bool:
-        """True when no tensor is float and no QUANTIZE, DEQUANTIZE or TRANSPOSE op is left."""
-        return not self.float_tensors and not self.flagged_ops
+        """True when no tensor of the graph is float. An integer requantisation (QUANTIZE int8 -> uint8, int16)
+        is integer; QUANTIZE, DEQUANTIZE and TRANSPOSE are still counted in ``flagged_ops``."""
+        return not self.float_tensors
 
     def to_dict(self, with_ops: bool = False) -> dict:
         d = asdict(self)
         d["full_integer"] = self.full_integer
         if not with_ops:
             d.pop("op_list")
+        d.pop("graph_inputs"), d.pop("graph_outputs")
         return d
 
 
@@ -68,8 +81,12 @@ def _enum_names(enum_cls) -> dict[int, str]:
     return {v: k for k, v in vars(enum_cls).items() if not k.startswith("_") and isinstance(v, int)}
 
 
+def _malformed(path, what: str) -> NotTFLiteError:
+    return NotTFLiteError(f"{path} is a malformed TensorFlow Lite model ({what}); export or download it again")
+
+
 def read_model(path: str | Path):
-    """The flatbuffer bytes and parsed root of ``path``; NotTFLiteError when it is absent or not TFLite."""
+    """The flatbuffer bytes and parsed root of ``path``; NotTFLiteError when it is absent, not TFLite, or malformed."""
     path = Path(path)
     if not path.is_file():
         raise NotTFLiteError(f"model file {path} does not exist")
@@ -92,16 +109,60 @@ def read_model(path: str | Path):
     return buf, model, schema
 
 
+def _check_indices(path, model, sub) -> None:
+    """Every index of the main subgraph in range; NotTFLiteError naming the first one that is not."""
+    n_tensors, n_buffers, n_codes = sub.TensorsLength(), model.BuffersLength(), model.OperatorCodesLength()
+    for t in range(n_tensors):
+        b = sub.Tensors(t).Buffer()
+        if not 0 <= b < n_buffers:  # buffer 0 is the empty sentinel every model has
+            raise _malformed(path, f"tensor {t} refers to buffer {b}, the model has {n_buffers}")
+    for i in range(sub.OperatorsLength()):
+        op = sub.Operators(i)
+        if not 0 <= op.OpcodeIndex() < n_codes:
+            raise _malformed(path, f"operator {i} refers to operator code {op.OpcodeIndex()}, the model has {n_codes}")
+        ids = (op.InputsAsNumpy().tolist() if op.InputsLength() else []) + (
+            op.OutputsAsNumpy().tolist() if op.OutputsLength() else [])
+        bad = next((j for j in ids if j >= n_tensors or j < -1), None)
+        if bad is not None:
+            raise _malformed(path, f"operator {i} refers to tensor {bad}, the subgraph has {n_tensors}")
+    for kind, ids in (("input", sub.InputsAsNumpy().tolist() if sub.InputsLength() else []),
+                      ("output", sub.OutputsAsNumpy().tolist() if sub.OutputsLength() else [])):
+        if not ids:
+            raise _malformed(path, f"the main subgraph has no {kind}")
+        bad = next((j for j in ids if not 0 <= j < n_tensors), None)
+        if bad is not None:
+            raise _malformed(path, f"subgraph {kind} {bad} is not one of its {n_tensors} tensors")
+
+
+def _options(schema, op) -> dict:
+    """An operator's builtin options as a plain dict (empty when it has none)."""
+    try:
+        obj = schema.BuiltinOptionsCreator(op.BuiltinOptionsType(), op.BuiltinOptions())
+    except Exception:  # noqa: BLE001 - unknown option types carry nothing the rules read
+        return {}
+    return {k: v for k, v in vars(obj).items() if isinstance(v, (int, float, bool))} if obj is not None else {}
+
+
 def inspect_tflite(path: str | Path) -> ModelReport:
     """Every op of the main subgraph with its tensors, op counts, float tensors, flagged ops and sizes."""
     buf, model, schema = read_model(path)
+    sub = model.Subgraphs(0)
+    _check_indices(path, model, sub)
+    try:
+        return _inspect(path, buf, model, schema, sub)
+    except NotTFLiteError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - indices are checked; what is left is a broken table
+        raise _malformed(path, f"{type(exc).__name__} while reading its tables") from None
+
+
+def _inspect(path, buf, model, schema, sub) -> ModelReport:
     op_names = _enum_names(schema.BuiltinOperator)
     type_names = _enum_names(schema.TensorType)
-    sub = model.Subgraphs(0)
     tensors = []
     for t in range(sub.TensorsLength()):
         ten = sub.Tensors(t)
-        b = model.Buffers(ten.Buffer())
+        b = model.Buffers(ten.Buffer()) if model.BuffersLength() else None
         nbytes = b.DataLength() if b is not None else 0
         if b is not None and not nbytes and b.Size() > 1:  # large models keep buffers after the flatbuffer
             nbytes = int(b.Size())
@@ -110,7 +171,7 @@ def inspect_tflite(path: str | Path) -> ModelReport:
         value = None
         if nbytes and dtype in ("INT32", "INT64") and b.DataLength() and nbytes <= 128:  # small constants: paddings, axes
             value = np.frombuffer(b.DataAsNumpy().tobytes(), np.int32 if dtype == "INT32" else np.int64).tolist()
-        tensors.append({"name": (ten.Name() or b"").decode(), "dtype": dtype, "value": value,
+        tensors.append({"name": (ten.Name() or b"").decode(errors="replace"), "dtype": dtype, "value": value,
                         "shape": ten.ShapeAsNumpy().tolist() if ten.ShapeLength() else [],
                         "constant": nbytes > 0, "bytes": nbytes,
                         "dynamic": bool(shape_sig is not None and (np.asarray(shape_sig) < 0).any())})
@@ -121,33 +182,39 @@ def inspect_tflite(path: str | Path) -> ModelReport:
         builtin = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
         name = op_names.get(builtin, str(builtin))
         if name == "CUSTOM":
-            name = f"CUSTOM:{(code.CustomCode() or b'').decode()}"
-        ins = [tensors[j] for j in op.InputsAsNumpy().tolist() if j >= 0] if op.InputsLength() else []
-        outs = [tensors[j] for j in op.OutputsAsNumpy().tolist()] if op.OutputsLength() else []
-        ops.append(OpInfo(i, name, [_brief(t) for t in ins], [_brief(t) for t in outs]))
+            name = f"CUSTOM:{(code.CustomCode() or b'').decode(errors='replace')}"
+        in_ids = [j for j in op.InputsAsNumpy().tolist() if j >= 0] if op.InputsLength() else []
+        out_ids = op.OutputsAsNumpy().tolist() if op.OutputsLength() else []
+        ops.append(OpInfo(i, name, [_brief(tensors[j]) for j in in_ids], [_brief(tensors[j]) for j in out_ids],
+                          in_ids, out_ids, _options(schema, op), op.CustomOptionsLength()))
     inputs, outputs = sub.InputsAsNumpy().tolist(), sub.OutputsAsNumpy().tolist()
-    used = {j for i in range(sub.OperatorsLength()) for j in sub.Operators(i).InputsAsNumpy().tolist()} | set(outputs)
+    used = {j for o in ops for j in o.input_ids + o.output_ids} | set(inputs) | set(outputs)
     float_tensors = [t["name"] or f"tensor{k}" for k, t in enumerate(tensors)
                      if t["dtype"] in FLOAT_TYPES and k in used]
     counts = Counter(o.op for o in ops)
+    compiled = EDGETPU_CUSTOM_OP in counts
     return ModelReport(
-        path=str(path), size_bytes=len(buf), parameter_bytes=sum(t["bytes"] for t in tensors if t["constant"]),
+        path=str(path), size_bytes=len(buf),
+        parameter_bytes=sum(t["bytes"] for t in tensors if t["constant"])
+        + sum(o.custom_bytes for o in ops if o.op == EDGETPU_CUSTOM_OP),
         ops=dict(counts.most_common()), op_list=ops,
         input_dtype=tensors[inputs[0]]["dtype"], output_dtype=tensors[outputs[0]]["dtype"],
         input_shape=tensors[inputs[0]]["shape"], float_tensors=float_tensors,
         flagged_ops={k: counts[k] for k in FLAG_OPS if counts.get(k)}, subgraphs=model.SubgraphsLength(),
-        dynamic_shapes=any(t["dynamic"] for t in tensors))
+        dynamic_shapes=any(t["dynamic"] for t in tensors), graph_inputs=inputs, graph_outputs=outputs,
+        compiled_for_edgetpu=compiled)
 
 
 def _brief(t: dict) -> dict:
-    d = {"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "constant": t["constant"]}
+    d = {"name": t["name"], "dtype": t["dtype"], "shape": t["shape"], "constant": t["constant"], "bytes": t["bytes"],
+         "dynamic": t["dynamic"]}
     if t["value"] is not None:
         d["value"] = t["value"]
     return d
 
 
 def is_full_integer(path: str | Path) -> bool:
-    """True when the model at ``path`` has no float tensor and no QUANTIZE, DEQUANTIZE or TRANSPOSE op."""
+    """True when the model at ``path`` has no float tensor (integer requantisation counts as integer)."""
     return inspect_tflite(path).full_integer
 
 
@@ -159,6 +226,7 @@ def constant_values(path: str | Path, op_type: str) -> list[np.ndarray]:
     type_names = _enum_names(schema.TensorType)
     op_names = _enum_names(schema.BuiltinOperator)
     sub = model.Subgraphs(0)
+    _check_indices(path, model, sub)
     out = []
     for i in range(sub.OperatorsLength()):
         op = sub.Operators(i)

@@ -48,6 +48,11 @@ class Objective:
         """The same objective with its accuracy bar ``points`` lower (what a short screening trial must clear)."""
         return replace(self, threshold_points=self.threshold_points + points)
 
+    @property
+    def bar(self) -> float:
+        """The accuracy (fraction) a trial must reach to be feasible."""
+        return self.baseline_accuracy - self.threshold_points / 100
+
     def feasible(self, accuracy: float) -> bool:
         return 100 * accuracy >= 100 * self.baseline_accuracy - self.threshold_points - 1e-9
 

@@ -198,60 +198,6 @@ def sensitivity_bars(sens: pd.DataFrame, spread_pct: float):
     return fig
 
 
-def search_convergence(logs: dict, refs: dict, target_vs_int8: float):
-    """08: every screening trial's latency (filled: clears the screening bar) and each method's best so far.
-
-    ``logs`` maps (dataset, method) to its trials, ``refs`` maps dataset to ``references.reference_point``.
-    """
-    import matplotlib.pyplot as plt
-
-    from helpers.search import best_so_far
-
-    datasets = list(dict.fromkeys(ds for ds, _ in logs))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        for i, m in enumerate(m for d, m in logs if d == ds):
-            trials, colour = logs[ds, m], f"C{i}"
-            ok = [(k + 1, t) for k, t in enumerate(trials) if t["status"] == "ok"]
-            ax.scatter([k for k, t in ok], [t["latency_ms"] for k, t in ok], color=colour, alpha=0.8,
-                       facecolors=[colour if t["feasible"] else "none" for k, t in ok])
-            ax.step(range(1, len(trials) + 1), best_so_far(trials), where="post", color=colour, label=f"{m}: best so far",
-                    ls=("-", "--", "-.")[i % 3], lw=3.0 - 0.8 * (i % 3))  # methods sharing a first point stay visible
-        ax.axhline(refs[ds]["int8_latency_ms"], color="k", ls=":", label="plain int8")
-        ax.axhline(refs[ds]["int8_latency_ms"] / target_vs_int8, color="gray", ls="--", lw=1,
-                   label=f"{target_vs_int8}x target")
-        ax.set(xlabel="trial", ylabel="screened latency (ms)",
-               title=f"{ds}: trials (hollow: under the screening bar)")
-        ax.xaxis.set_major_locator(plt.MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
-    return fig
-
-
-def search_pareto(logs: dict, results: dict, finals: dict, refs: dict, threshold_points: float, slack: dict):
-    """08: accuracy against latency of every screening trial, the GP's screening front and the final runs."""
-    import matplotlib.pyplot as plt
-
-    datasets = list(dict.fromkeys(ds for ds, _ in logs))
-    fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
-    for ax, ds in zip(axes[0], datasets):
-        bar = 100 * refs[ds]["fp32_val_accuracy"] - threshold_points
-        for m in (m for d, m in logs if d == ds):
-            ok = [t for t in logs[ds, m] if t["status"] == "ok"]
-            ax.scatter([t["latency_ms"] for t in ok], [100 * t["accuracy"] for t in ok], label=f"{m} (screening)", alpha=0.7)
-        if (ds, "gp") in results:
-            front = results[ds, "gp"].pareto
-            ax.plot([t["latency_ms"] for t in front], [100 * t["accuracy"] for t in front], "k--", lw=1,
-                    label="GP screening front")
-        fin = [t for t in finals[ds].trials if t["status"] == "ok"] if ds in finals else []
-        ax.scatter([t["latency_ms"] for t in fin], [100 * t["accuracy"] for t in fin], marker="*", s=160, c="red",
-                   label="final (long fine-tune)")
-        ax.axhline(bar, color="r", ls=":", label="accuracy bar")
-        ax.axhline(bar - slack[ds], color="orange", ls=":", label="screening bar")
-        ax.set(xlabel="int8 latency (ms)", ylabel="validation accuracy (%)", title=ds)
-        ax.legend(fontsize=7)
-    return fig
-
-
 def partial_dependence(trials: list[dict], free: list[dict], seed: int, title: str):
     """08: skopt's partial-dependence plot of a GP fitted to the finished trials' objective; None under 2 trials."""
     from skopt import Optimizer
@@ -374,4 +320,28 @@ def screening_vs_final(folder, datasets: list[str]):
                    c=["tab:green" if r["feasible"] else "tab:red" for r in rows])
         ax.set(xlabel="screening accuracy (%)", ylabel="after the long fine-tune (%)",
                title=f"{ds}: green clears the bar")
+    return fig
+
+
+def placement_strips(placements: dict[str, list[dict]]):
+    """04/08: each artifact's operators in file order as a strip of cells coloured by where the Edge TPU report
+    places them (``edgetpu.placement``): on the Edge TPU, on the CPU for a reason of its own, or on the CPU only
+    because it runs after the partition point."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    colours = {"edgetpu": "tab:green", "own": "tab:red", "after": "tab:orange"}
+    labels = list(placements)
+    fig, ax = plt.subplots(figsize=(10, 0.45 * len(labels) + 1.2))
+    for row, label in enumerate(labels):
+        for p in placements[label]:
+            kind = "edgetpu" if p["device"] == "edgetpu" else (
+                "after" if p.get("reason_kind") == "after the partition point" else "own")
+            ax.broken_barh([(p["index"], 1)], (row - 0.4, 0.8), facecolor=colours[kind], edgecolor="white", lw=0.3)
+    ax.set(yticks=range(len(labels)), yticklabels=labels, xlabel="operator (file order)",
+           title="Edge TPU placement of each artifact (offline rules unless a compiler report exists)")
+    ax.invert_yaxis()
+    ax.legend(handles=[Patch(color=colours["edgetpu"], label="Edge TPU"), Patch(color=colours["own"], label="CPU (op's own reason)"),
+                       Patch(color=colours["after"], label="CPU (after the partition point)")],
+              fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3)
     return fig

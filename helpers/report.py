@@ -162,10 +162,13 @@ def section(folder: Path) -> list[str]:
                 verdict = f"**{v['text']}**"
             rows.append(f"| {r.dataset} | {r.method} | {r.chosen} | {r.latency_ms:.4f} | {r.speedup_vs_int8:.2f}x | "
                         f"{r.speedup_vs_fp32:.2f}x | {100 * r.val_accuracy:.2f}% | {test} | {bar} | {verdict} |")
+        final_all = set(s.get("stage", pd.Series(["screening"]))) == {"final"}
         lines += _md("**O8** (selection on validation; the verdict on test, once, with the chosen artifact's 95% interval; "
-                     "bar = fp32 test accuracy minus the threshold; only the GP's plans get the long final fine-tune, "
-                     "random search and the grid are shown at the screening fidelity, so their rows are not comparable "
-                     "with the GP's):",
+                     "bar = fp32 test accuracy minus the threshold; " + (
+                         "a one-seed study: every method's screening front gets the same long fine-tune, and one seed "
+                         "decides nothing between the methods: that is the full study's job, below):" if final_all else
+                         "only the GP's plans get the long final fine-tune, random search and the grid are shown at the "
+                         "screening fidelity, so their rows are not comparable with the GP's):"),
                      ["dataset", "method", "chosen plan", "latency (ms)", "vs plain int8", "vs fp32 LiteRT", "val. acc.",
                       "test acc. [95% CI]", "test bar", "verdict on test"], rows)
     return lines
@@ -198,40 +201,51 @@ def study_sections(root: Path) -> list[str]:
     """The O8 study of each committed study folder (results/study/<name>/<machine>/): its pre-registered
     criterion, how far it has run, the verdict per dataset with its interval, the fidelity check and the
     chosen plans' test accuracy against the bar."""
+    return [line for folder in sorted(p for p in root.glob("*/*") if (p / "study.json").exists())
+            for line in study_section(folder)]
+
+
+def study_section(folder: Path) -> list[str]:
+    """One study folder's section (markdown lines): criterion, progress, verdict, fidelity, chosen plans."""
     from helpers.study import fidelity, verdict
 
     lines = []
-    for folder in sorted(p for p in root.glob("*/*") if (p / "study.json").exists()):
-        meta = json.loads((folder / "study.json").read_text())
-        cfg, crit = meta["config"], meta["criterion"]
-        chosen = pd.read_csv(folder / "chosen.csv") if (folder / "chosen.csv").exists() else pd.DataFrame()
-        planned = len(cfg["datasets"]) * len(cfg["seeds"]) * len(cfg["methods"])
-        lines += [f"### O8 study `{cfg['name']}` on machine `{folder.name}`", "",
-                  f"Pre-registered criterion: {crit['statistic']} of {crit['metric']}, {int(100 * crit['interval'])}% "
-                  f"bootstrap interval; success: {crit['success']}; {crit['no_plan']}. Budget {cfg['budget']} screening "
-                  f"trials per search ({cfg['n_initial']} shared initial points), {cfg['final_runs']} long fine-tune runs "
-                  f"per search for every method. Searches finished: {len(chosen)} of {planned}.", ""]
-        v = verdict(chosen, crit, planned_seeds=len(cfg["seeds"])) if len(chosen) else pd.DataFrame()
-        if len(v):
-            lines += _md("Verdict per dataset (GP latency / random latency, per seed):",
-                         ["dataset", "seeds", "median ratio", "90% interval", "GP faster in", "verdict"],
-                         [f"| {r.dataset} | {r.seeds} | {r.median_ratio:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
-                          f"{r.gp_wins} of {r.seeds} | **{r.verdict}** |" for _, r in v.iterrows()])
-        else:
-            lines += ["No dataset has chosen plans of both methods for a seed yet: no verdict.", ""]
-        f = fidelity(folder)
-        if len(f):
-            lines += _md("Screening against the long fine-tune (every final run):",
-                         ["dataset", "final runs", "Spearman (screen, final)", "clear the bar", "mean gain (points)"],
-                         [f"| {r.dataset} | {r.final_runs} | {r.spearman:.2f} | {r.passing} | {r.mean_gain_points:.2f} |"
-                          for _, r in f.iterrows()])
-        if len(chosen):
-            lines += _md("Chosen plans (selected on validation; on test, once: accuracy with its 95% interval against "
-                         "the test bar, fp32 test accuracy minus the threshold):",
-                         ["dataset", "seed", "method", "vs plain int8", "val. acc.", "test acc. [95% CI]", "test bar",
-                          "on test"],
-                         [_chosen_line(r, cfg["threshold"]) for _, r in
-                          with_interval(chosen, "test_accuracy", "test_n").iterrows()])
+    meta = json.loads((folder / "study.json").read_text())
+    cfg, crit = meta["config"], meta["criterion"]
+    chosen = pd.read_csv(folder / "chosen.csv") if (folder / "chosen.csv").exists() else pd.DataFrame()
+    planned = len(cfg["datasets"]) * len(cfg["seeds"]) * len(cfg["methods"])
+    lines += [f"### O8 study `{cfg['name']}` on machine `{folder.name}`", "",
+              f"Pre-registered criterion: {crit['statistic']} of {crit['metric']}, {int(100 * crit['interval'])}% "
+              f"bootstrap interval; success: {crit['success']}; {crit['no_plan']}. Budget {cfg['budget']} screening "
+              f"trials per search ({cfg['n_initial']} shared initial points), {cfg['final_runs']} long fine-tune runs "
+              f"per search for every method. Searches finished: {len(chosen)} of {planned}.", ""]
+    v = verdict(chosen, crit, planned_seeds=len(cfg["seeds"])) if len(chosen) else pd.DataFrame()
+    if len(v):
+        lines += _md("Verdict per dataset (GP latency / random latency, per seed):",
+                     ["dataset", "seeds", "median ratio", "90% interval", "GP faster in", "verdict"],
+                     [f"| {r.dataset} | {r.seeds} | {r.median_ratio:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
+                      f"{r.gp_wins} of {r.seeds} | **{r.verdict}** |" for _, r in v.iterrows()])
+    else:
+        lines += ["No dataset has chosen plans of both methods for a seed yet: no verdict.", ""]
+    f = fidelity(folder)
+    if len(f):
+        extra = "slack_used" in f
+        lines += _md("Screening against the long fine-tune (every final run; *screened under its bar*: runs that clear the "
+                     "real bar after the long fine-tune although their screening accuracy lay under the screening bar; "
+                     "*calibrated slack*: the slack a line of final on screening accuracy, fitted on these runs, gives "
+                     "at the bar):",
+                     ["dataset", "final runs", "Spearman (screen, final)", "clear the bar", "mean gain (points)"]
+                     + (["screened under its bar", "slack used (points)", "calibrated slack (points)"] if extra else []),
+                     [f"| {r.dataset} | {r.final_runs} | {r.spearman:.2f} | {r.passing} | {r.mean_gain_points:.2f} |"
+                      + (f" {r.rejected_passing} | {r.slack_used:.1f} | {r.calibrated_slack:.1f} |" if extra else "")
+                      for _, r in f.iterrows()])
+    if len(chosen):
+        lines += _md("Chosen plans (selected on validation; on test, once: accuracy with its 95% interval against "
+                     "the test bar, fp32 test accuracy minus the threshold):",
+                     ["dataset", "seed", "method", "vs plain int8", "val. acc.", "test acc. [95% CI]", "test bar",
+                      "on test"],
+                     [_chosen_line(r, cfg["threshold"]) for _, r in
+                      with_interval(chosen, "test_accuracy", "test_n").iterrows()])
     return lines
 
 

@@ -28,7 +28,7 @@ from helpers.proposals import composite_proposals, dimensions, grid_points
 
 __all__ = ["METHODS", "SURROGATES", "OBJECTIVES", "Objective", "SearchError", "dimensions", "composite_proposals",
            "read_log", "append_log", "stored_reference", "run_search", "confirm_front", "best_so_far",
-           "pareto_front", "summarise", "SyntheticTrial", "load_config", "search_from_config"]
+           "pareto_front", "summarise", "SyntheticTrial", "load_config", "prepare", "search_from_config"]
 
 METHODS = ("gp", "random", "grid")
 SURROGATES = ("composite", "objective")
@@ -301,9 +301,9 @@ def confirm_front(screened: list[dict], objective: Objective, final_fn: Callable
                              "method": c.get("method"), "seed": c.get("seed")})
             append_log(log_path, row)
             done.append(row)
+            if on_trial:  # as in run_search: runs replayed from the log are not reported again
+                on_trial(row)
         finals.append(row)
-        if on_trial:
-            on_trial(row)
         if row["status"] == "ok" and row["feasible"]:
             hi = mid - 1
         else:
@@ -423,6 +423,41 @@ def check_log_path(log_path: Path) -> None:
                           "path") from None
 
 
+@dataclass
+class Prepared:
+    """What a search on a real baseline needs: the stored reference point, the screening trial and (with a
+    long fine-tune) the final trial, both timed against the plain int8 artifact."""
+
+    reference: dict
+    screen: Callable
+    final: Callable | None
+
+
+def prepare(template, model, record: dict, ctx, profile: str, reference_path: str | Path, final_epochs=None,
+            networks: str | Path | None = None) -> Prepared:
+    """The one wiring of a search on a real baseline, used by ``search_from_config`` and ``study.run_study``.
+
+    The reference (plain int8 and fp32 artifacts, their latency and validation accuracy) is measured once and
+    kept at ``reference_path``; trials are timed against the plain int8 artifact in alternating blocks. With
+    ``networks`` (a path stem), each trial is keyed by the network it produces and a network already run
+    returns its first outcome (``trial.NetworkKeyedTrial``; screening and final runs in separate stores).
+    """
+    from helpers.references import reference_point
+    from helpers.trial import NetworkKeyedTrial, PlanTrial, with_finetune_epochs
+
+    ref = stored_reference(reference_path, lambda: reference_point(model, record, ctx))
+    pair = ref["latency_reference"]
+    screen = PlanTrial(template, model, record, ctx, profile, reference=pair)
+    final = (PlanTrial(with_finetune_epochs(template, final_epochs), model, record, ctx, profile, reference=pair)
+             if final_epochs else None)
+    if networks is not None:
+        networks = Path(networks)
+        screen = NetworkKeyedTrial(screen, networks.with_name(f"{networks.name}-screen.jsonl"))
+        if final is not None:
+            final = NetworkKeyedTrial(final, networks.with_name(f"{networks.name}-final{final_epochs}.jsonl"))
+    return Prepared(ref, screen, final)
+
+
 def search_from_config(path: str | Path, budget: int | None = None, resume: bool = False, executor=None,
                        n_parallel: int = 1, log=print) -> tuple[SearchResult, dict]:
     """Run the search a config file describes; returns (result, reference figures)."""
@@ -454,22 +489,14 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
     else:
         from helpers.baselines import baseline
         from helpers.pipeline import context
-        from helpers.references import reference_point
-        from helpers.trial import PlanTrial
 
         b = cfg["baseline"]
         model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
                                  b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
         ctx = context(b["dataset"], cfg["finetune_images"], cfg["val_images"], cfg["seed"])
-        ref = stored_reference(log_path.with_name(f"{log_path.stem}.reference.json"),
-                               lambda: reference_point(model, record, ctx))
-        pair = ref["latency_reference"]  # trials are timed against the plain int8 artifact
-        trial_fn = PlanTrial(template, model, record, ctx, cfg["profile"], reference=pair)
-        if cfg["final_epochs"]:
-            from helpers.trial import with_finetune_epochs
-
-            final_fn = PlanTrial(with_finetune_epochs(template, cfg["final_epochs"]), model, record, ctx, cfg["profile"],
-                                 reference=pair)
+        s = prepare(template, model, record, ctx, cfg["profile"], log_path.with_name(f"{log_path.stem}.reference.json"),
+                    cfg["final_epochs"])
+        ref, trial_fn, final_fn = s.reference, s.screen, s.final
     objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"])
 
     def report(row):

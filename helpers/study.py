@@ -32,6 +32,11 @@ CRITERION = {"metric": "latency of the GP's chosen plan / random search's, per s
              "no_plan": "a method that clears no bar for a seed scores the plain int8 latency (what one would deploy)"}
 
 
+SCREEN_RULES = ("constant", "calibrated")
+#: final runs a calibrated screening rule needs before it replaces the prior slack
+MIN_CALIBRATION_RUNS = 4
+
+
 @dataclass
 class StudyConfig:
     """A study, read from YAML (:func:`load_study`); ``criterion`` is the pre-registered verdict rule."""
@@ -47,6 +52,7 @@ class StudyConfig:
     final_runs: int = 2
     final_epochs: dict | float = 2.0
     screen_slack: dict | float = 3.0
+    screen_rule: str = "constant"  # constant: screen_slack | calibrated: fitted on earlier seeds' final runs
     threshold: float = 1.0
     objective: str = "constrained"
     surrogate: str = "composite"
@@ -64,6 +70,8 @@ class StudyConfig:
         d = asdict(self)
         for k in ("seeds", "methods"):
             d.pop(k)
+        if d["screen_rule"] == "constant":  # added after the first study: its absence keeps that study's key
+            d.pop("screen_rule")
         return config_key(d)
 
 
@@ -92,7 +100,6 @@ def load_study(path: str | Path, seeds=None, methods=None) -> StudyConfig:
     """The study config at ``path`` (YAML), checked whole; ``seeds``/``methods`` override the file's lists."""
     import yaml
 
-    from helpers.compress.plan import CompressionPlan, PlanError
     from helpers.io import yaml_problem
 
     path = Path(path)
@@ -111,29 +118,45 @@ def load_study(path: str | Path, seeds=None, methods=None) -> StudyConfig:
     for need in ("name", "template"):
         if need not in raw:
             raise SearchError(f"study config {path}: missing {need!r}")
-    cfg = StudyConfig(**raw)
+    return check(StudyConfig(**raw), f"study config {path}", seeds, methods)
+
+
+def check(cfg: StudyConfig, where: str, seeds=None, methods=None) -> StudyConfig:
+    """``cfg`` with its seeds parsed and every field checked; SearchError naming ``where`` and the fix otherwise."""
+    from helpers.compress.plan import CompressionPlan, PlanError
+
     cfg.seeds = parse_seeds(seeds if seeds is not None else cfg.seeds)
     cfg.methods = list(methods if methods is not None else cfg.methods)
     bad = [m for m in cfg.methods if m not in METHODS]
     if bad or not cfg.methods:
-        raise SearchError(f"study config {path}: method {bad[0] if bad else None!r} is not one of {', '.join(METHODS)}")
+        raise SearchError(f"{where}: method {bad[0] if bad else None!r} is not one of {', '.join(METHODS)}")
+    if cfg.screen_rule not in SCREEN_RULES:
+        raise SearchError(f"{where}: screen_rule {cfg.screen_rule!r} is not one of {', '.join(SCREEN_RULES)}")
     if cfg.surrogate not in SURROGATES:
-        raise SearchError(f"study config {path}: surrogate {cfg.surrogate!r} is not one of {', '.join(SURROGATES)}")
+        raise SearchError(f"{where}: surrogate {cfg.surrogate!r} is not one of {', '.join(SURROGATES)}")
     for name in ("budget", "n_initial", "final_runs"):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise SearchError(f"study config {path}: {name} {v!r} must be a whole number of at least 1")
+            raise SearchError(f"{where}: {name} {v!r} must be a whole number of at least 1")
     if cfg.budget < cfg.n_initial:
-        raise SearchError(f"study config {path}: budget {cfg.budget} is smaller than n_initial {cfg.n_initial}; the GP "
+        raise SearchError(f"{where}: budget {cfg.budget} is smaller than n_initial {cfg.n_initial}; the GP "
                           "would never propose: raise the budget or lower n_initial")
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(cfg.name)):
-        raise SearchError(f"study config {path}: name {cfg.name!r} must be letters, digits, '-', '_' or '.'")
+        raise SearchError(f"{where}: name {cfg.name!r} must be letters, digits, '-', '_' or '.'")
     try:
         free = CompressionPlan.from_dict(cfg.template).free_parameters()
     except PlanError as exc:
-        raise SearchError(f"study config {path}, template: {exc}") from None
+        raise SearchError(f"{where}, template: {exc}") from None
     if not free:
-        raise SearchError(f"study config {path}, template: no free parameters to search")
+        raise SearchError(f"{where}, template: no free parameters to search")
+    return cfg
+
+
+def chain_study(**fields) -> StudyConfig:
+    """08's one-seed study inside the chain: checked like a study file and named by its config's key, so changed
+    parameters start a new folder and a re-run of the chain resumes the same one."""
+    cfg = check(StudyConfig(name="08", **fields), "notebook 08's study")
+    cfg.name = f"08-{cfg.key()[:10]}"
     return cfg
 
 
@@ -142,12 +165,15 @@ def record_profile(cfg: StudyConfig) -> str:
     return f"{'smoke/' if cfg.profile == 'smoke' else ''}study/{cfg.name}"
 
 
-def study_dir(cfg: StudyConfig, machine_id: str) -> Path:
-    """The study's folder for this machine: committed under results/study/ (smoke: runs/smoke/study/)."""
+def study_dir(cfg: StudyConfig, machine_id: str, within: str | None = None) -> Path:
+    """The study's folder for this machine: committed under results/study/ (smoke: runs/smoke/study/); a study
+    run inside the chain of profile ``within`` (08) keeps its logs with that chain's: runs/<profile>/study/."""
+    if within:
+        return paths.run_dir(within) / "study" / cfg.name / machine_id
     return paths.results_dir(record_profile(cfg), machine_id)
 
 
-def open_folder(cfg: StudyConfig, resume: bool) -> Path:
+def open_folder(cfg: StudyConfig, resume: bool, within: str | None = None) -> Path:
     """The study folder, created with ``study.json`` or checked against it.
 
     Refused in one sentence: a folder of the same name holding another config; a folder with trials and no
@@ -157,7 +183,7 @@ def open_folder(cfg: StudyConfig, resume: bool) -> Path:
     from helpers.io import write_json
     from helpers.provenance import machine
 
-    folder = study_dir(cfg, machine()["id"])
+    folder = study_dir(cfg, machine()["id"], within)
     meta = folder / "study.json"
     if meta.exists():
         old = json.loads(meta.read_text())
@@ -177,11 +203,32 @@ def open_folder(cfg: StudyConfig, resume: bool) -> Path:
     return folder
 
 
-def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool = True) -> pd.DataFrame:
-    """Run (or resume) the study; returns the chosen plans (one row per dataset, seed and method).
+def committed(path: str | Path) -> Path | None:
+    """The folder of the study at ``path`` (relative paths: from the repository root) to draw: this machine's if
+    it has one, else the machine's with the most finished searches; None when no machine has run this config yet."""
+    from helpers.provenance import machine
+
+    path = Path(path)
+    cfg = load_study(path if path.is_absolute() or path.exists() else paths.ROOT / path)  # notebooks run in notebooks/
+    here = machine()["id"]
+    folders = [f for f in study_dir(cfg, here).parent.glob("*/study.json")
+               if json.loads(f.read_text()).get("key") == cfg.key()]
+
+    def rank(meta: Path):
+        return (meta.parent.name == here, len(pd.read_csv(meta.parent / "chosen.csv"))
+                if (meta.parent / "chosen.csv").exists() else 0)
+
+    return max(folders, key=rank).parent if folders else None
+
+
+def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool = True,
+              within: str | None = None) -> tuple[pd.DataFrame, Path]:
+    """Run (or resume) the study; returns the chosen plans (one row per dataset, seed and method) and its folder.
 
     Every trial goes to its log as it finishes and ``chosen.csv`` is rewritten after each search, so a study
-    cut short keeps all it finished. A tqdm bar over the study's trials shows its ETA.
+    cut short keeps all it finished. A tqdm bar over the study's trials shows its ETA (from the trials run in
+    this call: those replayed from the logs count as done from the start). ``within``: the chain profile the
+    study runs inside (notebook 08): its logs go beside that chain's and its trials name that chain's run record.
     """
     from tqdm.auto import tqdm
 
@@ -192,13 +239,11 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     from helpers.params import per_dataset
     from helpers.pipeline import context
     from helpers.provenance import current_record
-    from helpers.references import reference_point
     from helpers.runner import load_profile
-    from helpers.search import Objective, confirm_front, run_search, stored_reference
-    from helpers.trial import NetworkKeyedTrial, PlanTrial, with_finetune_epochs
+    from helpers.search import Objective, confirm_front, prepare, run_search
 
-    folder = open_folder(cfg, resume)
-    profile = record_profile(cfg)
+    folder = open_folder(cfg, resume, within)
+    profile = within or record_profile(cfg)
     before = json.loads((folder / "run_record.json").read_text()) if (folder / "run_record.json").exists() else None
     record = current_record(profile)  # the study's own run record, characterised, in its folder; every trial names it
     if before and before.get("id") != record["id"]:  # a resume under other code or installs: keep the earlier record
@@ -209,44 +254,81 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     final_epochs_of = per_dataset("final_epochs", cfg.final_epochs, cfg.datasets)
     slack_of = per_dataset("screen_slack", cfg.screen_slack, cfg.datasets)
     per_search = cfg.budget + cfg.final_runs
-    total = len(cfg.datasets) * len(cfg.seeds) * len(cfg.methods) * per_search
-    bar = tqdm(total=total, desc=f"study {cfg.name}", unit="trial", disable=not progress)
+    tags = [(ds, seed, m, f"{ds}-s{seed}-{m}") for ds in cfg.datasets for seed in cfg.seeds for m in cfg.methods]
+    done = sum(min(per_search, len(read_log(folder / f"{t}.jsonl")) + len(read_log(folder / f"{t}-final.jsonl")))
+               for *_, t in tags)
+    bar = tqdm(total=len(tags) * per_search, initial=done, desc=f"study {cfg.name}", unit="trial",
+               disable=not progress)
     chosen = []
     for ds in cfg.datasets:
         model, rec = spec.build(cfg.architecture, ds)
         ctx = context(ds, cfg.finetune_images, cfg.val_images)
-        ref = stored_reference(folder / f"{ds}-reference.json", lambda: reference_point(model, rec, ctx))
-        pair = ref["latency_reference"]
-        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
-        screen = NetworkKeyedTrial(PlanTrial(template, model, rec, ctx, profile, reference=pair),
-                                   folder / f"{ds}-networks-screen.jsonl")
         final_epochs = final_epochs_of[ds]
-        final = NetworkKeyedTrial(PlanTrial(with_finetune_epochs(template, final_epochs), model, rec, ctx,
-                                            profile, reference=pair),
-                                  folder / f"{ds}-networks-final{final_epochs}.jsonl")
+        s = prepare(template, model, rec, ctx, profile, folder / f"{ds}-reference.json", final_epochs,
+                    networks=folder / f"{ds}-networks")
+        ref = s.reference
+        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
         test_ds = load_dataset(ds, "test").subset(cfg.test_images)
         fp32_test = _fp32_test(folder, ds, ref, test_ds)
-        for seed in cfg.seeds:
-            for m in cfg.methods:
-                tag = f"{ds}-s{seed}-{m}"
-                before = len(read_log(folder / f"{tag}.jsonl")) + len(read_log(folder / f"{tag}-final.jsonl"))
-                bar.update(min(before, per_search))
+        for _, seed, m, tag in (t for t in tags if t[0] == ds):
+            def tick(row, tag=tag):  # trials run now (replayed ones are counted in ``done``)
+                bar.update(1)
+                bar.set_postfix_str(f"{tag} trial {row['trial']}")
 
-                def tick(row, tag=tag):
-                    bar.update(1)
-                    bar.set_postfix_str(f"{tag} trial {row['trial']}")
-
-                res = run_search(screen, free, obj.lowered(slack_of[ds]), cfg.budget,
-                                 folder / f"{tag}.jsonl", m, seed, cfg.n_initial, surrogate=cfg.surrogate,
-                                 on_trial=tick)
-                fin = confirm_front(res.trials[:cfg.budget], obj, final, folder / f"{tag}-final.jsonl",
-                                    cfg.final_runs, on_trial=tick)
-                chosen.append(_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test))
-                bar.update(max(0, per_search - cfg.budget - len(fin.trials)))  # a front shorter than final_runs
-                _write_chosen(folder, chosen)
-                log(f"{tag}: {chosen[-1]['summary']}")
+            slack = search_slack(cfg, folder, ds, seed, obj.bar, slack_of[ds])
+            res = run_search(s.screen, free, obj.lowered(slack), cfg.budget, folder / f"{tag}.jsonl", m, seed,
+                             cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
+            fin = confirm_front(res.trials[:cfg.budget], obj, s.final, folder / f"{tag}-final.jsonl", cfg.final_runs,
+                                on_trial=tick)
+            chosen.append({**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test), "screen_slack": slack})
+            bar.update(max(0, cfg.final_runs - len(fin.trials)))  # a front shorter than final_runs: never counted
+            _write_chosen(folder, chosen)
+            log(f"{tag}: {chosen[-1]['summary']}")
     bar.close()
-    return pd.DataFrame(chosen)
+    return pd.DataFrame(chosen), folder
+
+
+def calibrated_slack(finals: list[dict], bar: float, prior: float,
+                     min_runs: int = MIN_CALIBRATION_RUNS) -> tuple[float, str]:
+    """The screening slack (points) a model of the long fine-tune gives, and how it was found.
+
+    A least-squares line of final accuracy on screening accuracy over ``finals`` (final runs, each with
+    ``screen_accuracy`` and ``accuracy``); the slack is how far under ``bar`` (a fraction) the screening accuracy
+    may lie whose predicted final accuracy reaches the bar, clipped to [0, 50] points. ``prior`` stands until
+    ``min_runs`` final runs exist, and whenever the line does not rise (screening then orders nothing).
+    Written here because it is two lines of numpy; a fuller model (plan values as covariates) waits for data.
+    """
+    pts = np.array([(r["screen_accuracy"], r["accuracy"]) for r in finals if r.get("status") == "ok"], float)
+    if len(pts) < min_runs:
+        return float(prior), f"prior ({len(pts)} final runs, fewer than {min_runs})"
+    if np.ptp(pts[:, 0]) == 0:
+        return float(prior), "prior (every final run screened at one accuracy)"
+    slope, icpt = np.polyfit(pts[:, 0], pts[:, 1], 1)
+    if slope <= 0:
+        return float(prior), f"prior (fitted slope {slope:.2f}: screening does not order final accuracy)"
+    screen_at_bar = (bar - icpt) / slope
+    slack = float(np.clip(100 * (bar - screen_at_bar), 0.0, 50.0))
+    return round(slack, 2), f"fit on {len(pts)} final runs: final = {icpt:.3f} + {slope:.2f} x screening"
+
+
+def search_slack(cfg: StudyConfig, folder: Path, ds: str, seed: int, bar: float, prior: float) -> float:
+    """The screening slack of one seed's searches on ``ds`` (every method of a seed gets the same one).
+
+    ``constant``: ``prior`` (the config's ``screen_slack``). ``calibrated``: :func:`calibrated_slack` over the
+    final runs of the other seeds logged so far, fixed the first time and kept in ``<ds>-s<seed>.slack.json``,
+    so a resumed study replays each search with the slack it ran under.
+    """
+    if cfg.screen_rule == "constant":
+        return float(prior)
+    from helpers.io import write_json
+
+    path = folder / f"{ds}-s{seed}.slack.json"
+    if not path.exists():
+        finals = [r for p in sorted(folder.glob(f"{ds}-s*-final.jsonl")) if not p.name.startswith(f"{ds}-s{seed}-")
+                  for r in read_log(p)]
+        slack, how = calibrated_slack(finals, bar, prior)
+        write_json(path, {"slack_points": slack, "how": how})
+    return float(json.loads(path.read_text())["slack_points"])
 
 
 def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
@@ -273,7 +355,7 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test) -> dict:
     b = fin.best
     test = evaluate_tflite(b["artifact"], test_ds)["accuracy"]
     return {**row, "chosen": json.dumps(b["values"], sort_keys=True), "latency_ms": b["latency_ms"],
-            "val_accuracy": b["accuracy"], "test_accuracy": test, "test_n": len(test_ds),
+            "val_accuracy": b["accuracy"], "test_accuracy": test, "test_n": len(test_ds), "artifact": b["artifact"],
             "summary": f"chosen {b['values']}: {ref['int8_latency_ms'] / b['latency_ms']:.2f}x vs plain int8, "
                        f"validation {100 * b['accuracy']:.2f}%, test {100 * test:.2f}%"}
 
@@ -319,24 +401,43 @@ def verdict(chosen: pd.DataFrame, criterion: dict = CRITERION, resamples: int = 
 
 
 def fidelity(folder: Path) -> pd.DataFrame:
-    """How well screening predicts the long fine-tune, per dataset: Spearman rank correlation of screening and
-    final accuracy over every final run, and how many final runs that clear the real bar screened under it."""
+    """How well screening predicts the long fine-tune, per dataset, over every final run: the Spearman rank
+    correlation of screening and final accuracy, how many final runs clear the real bar, the mean gain, and
+    (given the study's ``study.json`` and references) how many that clear it had screened under their search's
+    screening bar (``rejected_passing``: plans the screening rule called infeasible), the slack used and the
+    slack :func:`calibrated_slack` fits on all of them (what a calibrated rule would use next)."""
     from scipy.stats import spearmanr
 
+    meta = json.loads((folder / "study.json").read_text())["config"] if (folder / "study.json").exists() else None
     rows = []
     for f in sorted(folder.glob("*-final.jsonl")):
-        ds = f.name.split("-s")[0]
+        ds, seed = f.name.split("-s")[0], int(f.name.split("-s")[1].split("-")[0])
         for r in read_log(f):
             if r.get("status") == "ok":
-                rows.append({"dataset": ds, "screen": r["screen_accuracy"], "final": r["accuracy"], "passes": r["feasible"]})
+                rows.append({"dataset": ds, "seed": seed, "screen": r["screen_accuracy"], "final": r["accuracy"],
+                             "passes": r["feasible"], "row": r})
     out = []
-    for ds, d in pd.DataFrame(rows, columns=["dataset", "screen", "final", "passes"]).groupby("dataset"):
+    for ds, d in pd.DataFrame(rows, columns=["dataset", "seed", "screen", "final", "passes", "row"]).groupby("dataset"):
         with warnings.catch_warnings():  # all final runs at one accuracy: no rank correlation (NaN), said as such
             warnings.simplefilter("ignore")
             rho = spearmanr(d.screen, d.final).statistic if len(d) > 2 else np.nan
-        out.append({"dataset": ds, "final_runs": len(d), "spearman": float(rho), "passing": int(d.passes.sum()),
-                    "mean_gain_points": float(100 * (d.final - d.screen).mean())})
+        row = {"dataset": ds, "final_runs": len(d), "spearman": float(rho), "passing": int(d.passes.sum()),
+               "mean_gain_points": float(100 * (d.final - d.screen).mean())}
+        ref = folder / f"{ds}-reference.json"
+        if meta is not None and ref.exists():
+            bar = json.loads(ref.read_text())["fp32_val_accuracy"] - meta["threshold"] / 100
+            prior = meta["screen_slack"][ds] if isinstance(meta["screen_slack"], dict) else meta["screen_slack"]
+            used = {seed: _used_slack(folder, ds, seed, prior) for seed in d.seed.unique()}
+            under = d.screen < bar - d.seed.map(used) / 100 - 1e-9
+            row.update(rejected_passing=int((d.passes & under).sum()), slack_used=float(np.median(list(used.values()))),
+                       calibrated_slack=calibrated_slack(list(d.row), bar, prior)[0])
+        out.append(row)
     return pd.DataFrame(out)
+
+
+def _used_slack(folder: Path, ds: str, seed: int, prior: float) -> float:
+    path = folder / f"{ds}-s{seed}.slack.json"
+    return float(json.loads(path.read_text())["slack_points"]) if path.exists() else float(prior)
 
 
 def write_figures(cfg: StudyConfig, folder: Path) -> list[Path]:

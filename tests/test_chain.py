@@ -78,6 +78,6 @@ def test_smoke_chain_runs_every_notebook():
         assert set(pd.read_csv(t).run_record) == {record["id"]}, t.name
     plan_records = list((paths.run_dir("smoke") / "plans").rglob("record.json"))
     assert plan_records and all(json.loads(p.read_text())["run_record"] == record["id"] for p in plan_records)
-    log_lines = [json.loads(line) for log in (paths.run_dir("smoke") / "search").glob("*.jsonl")
+    log_lines = [json.loads(line) for log in (paths.run_dir("smoke") / "study").rglob("*-s[0-9]*-*.jsonl")
                  for line in log.read_text().splitlines() if line.strip()]
     assert log_lines and all(r.get("run_record") == record["id"] for r in log_lines if r["status"] == "ok")

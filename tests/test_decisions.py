@@ -123,20 +123,28 @@ def test_best_so_far_counts_only_finished_trials_over_the_bar():
     assert best_so_far(trials) == [float("inf"), 0.8, 0.8, 0.6]
 
 
-def test_verdict_lines_state_the_test_verdict_and_the_faster_misses():
-    from types import SimpleNamespace
+def test_verdict_lines_state_the_test_verdict_and_the_faster_misses(tmp_path):
+    import pandas as pd
 
     from helpers.final_report import summary_table, verdict_lines
+    from helpers.search import append_log
 
-    row = {"dataset": "d", "method": "gp", "threshold": 1.0, "fp32_val_accuracy": 0.92, "fp32_test_accuracy": 0.91,
-           "int8_test_accuracy": 0.905, "latency_ms": 0.05, "speedup_vs_int8": 2.2, "speedup_vs_fp32": 7.0,
-           "val_accuracy": 0.915, "test_accuracy": 0.895, "test_n": 1000, "chosen": "{r: 0.5}",
-           "target_vs_int8": 2.0, "target_vs_fp32": 5.0}
-    finals = {"d": SimpleNamespace(trials=[{"status": "ok", "feasible": False, "latency_ms": 0.04, "accuracy": 0.9,
-                                            "values": {"r": 0.6}}], closest=[])}
-    lines = verdict_lines(summary_table([row]), finals, {"d": 0.11})
-    assert "VERDICT ON TEST: not met: accuracy 0.50 points under the bar" in lines[0]
+    base = {"dataset": "d", "seed": 0, "fp32_val_accuracy": 0.92, "fp32_test_accuracy": 0.91, "int8_latency_ms": 0.11,
+            "fp32_latency_ms": 0.35, "test_n": 1000}
+    chosen = pd.DataFrame([{**base, "method": "gp", "chosen": "{r: 0.5}", "latency_ms": 0.05, "val_accuracy": 0.915,
+                            "test_accuracy": 0.895},
+                           {**base, "method": "random", "chosen": None, "latency_ms": float("nan"),
+                            "val_accuracy": float("nan"), "test_accuracy": float("nan")}])
+    append_log(tmp_path / "d-s0-gp-final.jsonl", {"trial": 0, "values": {"r": 0.6}, "status": "ok", "feasible": False,
+                                                  "latency_ms": 0.04, "accuracy": 0.9})
+    append_log(tmp_path / "d-s0-random-final.jsonl", {"trial": 0, "values": {"r": 0.7}, "status": "ok",
+                                                      "feasible": False, "latency_ms": 0.03, "accuracy": 0.85})
+    summary = summary_table(chosen, 1.0, 2.0, 5.0)
+    assert summary.speedup_vs_int8.iloc[0] == pytest.approx(2.2) and summary.speedup_vs_fp32.iloc[0] == pytest.approx(7.0)
+    lines = verdict_lines(summary, tmp_path)
+    assert "d-s0-gp: VERDICT ON TEST: not met: accuracy 0.50 points under the bar" in lines[0]
     assert "faster candidate {'r': 0.6}: 2.75x" in lines[2] and "1.00 points under the bar" in lines[2]
+    assert lines[3] == "d-s0-random: no final run met the bar; the most accurate reached 85.00% at 0.0300 ms (bar 91.00%)"
 
 
 def test_baseline_spec_names_bad_keys_and_missing_entries():

@@ -40,6 +40,7 @@ def _config(tmp_path, **changes):
     ({"budgett": 3}, "unknown field 'budgett'"),
     ({"name": "a/b"}, "must be letters, digits"),
     ({"template": {"steps": [{"method": "ptq"}]}}, "no free parameters"),
+    ({"screen_rule": "fitted"}, "screen_rule 'fitted' is not one of constant, calibrated"),
 ])
 def test_bad_study_configs_are_answered_in_one_sentence(tmp_path, changes, answer):
     with pytest.raises((SearchError, ValueError), match=answer):
@@ -83,6 +84,50 @@ def test_fidelity_reports_rank_correlation_and_gain(tmp_path):
                                                       "accuracy": final, "feasible": final > 0.9})
     f = fidelity(tmp_path).iloc[0]
     assert f.spearman == pytest.approx(1.0) and f.passing == 1 and f.mean_gain_points == pytest.approx(18.0)
+
+
+def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the_prior():
+    from helpers.study import calibrated_slack
+
+    def runs(pairs):
+        return [{"status": "ok", "screen_accuracy": s, "accuracy": f} for s, f in pairs]
+
+    line = runs([(s, 0.3 + 0.8 * s) for s in (0.5, 0.6, 0.7, 0.8)])  # final reaches the bar 0.9 at screening 0.75
+    slack, how = calibrated_slack(line, 0.9, 3.0)
+    assert slack == pytest.approx(15.0) and how.startswith("fit on 4 final runs")
+    assert calibrated_slack(line[:3], 0.9, 3.0) == (3.0, "prior (3 final runs, fewer than 4)")
+    falling = runs([(0.5, 0.9), (0.6, 0.85), (0.7, 0.8), (0.8, 0.75)])
+    assert calibrated_slack(falling, 0.9, 3.0)[1].startswith("prior (fitted slope -0.50")
+    assert calibrated_slack(runs([(0.5, 0.9)] * 4), 0.9, 3.0)[0] == 3.0
+
+
+def test_a_calibrated_rule_is_fixed_per_seed_and_counted_in_the_fidelity_report(tmp_path):
+    from helpers.study import search_slack
+
+    cfg = load_study(_config(tmp_path, screen_rule="calibrated", screen_slack=3.0))
+    (tmp_path / "study.json").write_text(json.dumps({"config": {"threshold": 1.0, "screen_slack": 3.0}}))
+    (tmp_path / "d-reference.json").write_text(json.dumps({"fp32_val_accuracy": 0.91}))  # bar 0.90
+    for i, s in enumerate((0.5, 0.6, 0.7, 0.8)):
+        append_log(tmp_path / "d-s0-gp-final.jsonl", {"trial": i, "values": {}, "status": "ok", "screen_accuracy": s,
+                                                      "accuracy": 0.3 + 0.8 * s, "feasible": 0.3 + 0.8 * s >= 0.9})
+    assert search_slack(cfg, tmp_path, "d", 0, 0.9, 3.0) == 3.0  # seed 0's own runs never calibrate seed 0
+    assert search_slack(cfg, tmp_path, "d", 1, 0.9, 3.0) == pytest.approx(15.0)
+    append_log(tmp_path / "d-s2-gp-final.jsonl", {"trial": 0, "values": {}, "status": "ok", "screen_accuracy": 0.2,
+                                                  "accuracy": 0.99, "feasible": True})
+    assert search_slack(cfg, tmp_path, "d", 1, 0.9, 3.0) == pytest.approx(15.0)  # fixed once: a resume replays it
+    f = fidelity(tmp_path).iloc[0]
+    # seed 0 screened under 0.87 (slack 3): its passing runs at 0.8 (final 0.94); seed 2's run at 0.2 passes too
+    assert f.rejected_passing == 2 and f.passing == 2 and f.slack_used == pytest.approx(3.0)
+
+
+def test_the_registered_study_keeps_its_key():
+    """Fields added after the study ran (screen_rule at its default) leave its committed folder's key unchanged."""
+    from helpers.study import committed
+
+    cfg = load_study(paths.PARAMS / "studies" / "o8.yaml")
+    stored = [json.loads(p.read_text())["key"] for p in (paths.RESULTS / "study" / cfg.name).glob("*/study.json")]
+    assert stored and set(stored) == {cfg.key()}
+    assert committed(paths.PARAMS / "studies" / "o8.yaml") is not None
 
 
 @pytest.mark.slow
@@ -138,6 +183,9 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
                        cfg.n_initial, surrogate=cfg.surrogate)
         chosen = pd.read_csv(folder / "chosen.csv")
         assert len(chosen) == 4 and set(chosen.method) == {"gp", "random"}
+        assert set(chosen.screen_slack) == {50.0}  # the calibrated rule's prior: 1 final run per search is too few
+        assert sorted(p.name for p in folder.glob("*.slack.json")) == ["fashion_mnist-s0.slack.json",
+                                                                       "fashion_mnist-s1.slack.json"]
         text = "\n".join(study_sections(folder.parent.parent))
         assert "smoke-study-test" in text and "Searches finished: 4 of 4" in text
     finally:
