@@ -65,3 +65,19 @@ def load_into(model: nn.Module, path: str | Path) -> nn.Module:
         raise CheckpointError(f"checkpoint {path} does not match the model ({first}); "
                               "check the model name, class count, channels and width") from None
     return model.eval()
+
+
+def load_model(path) -> tuple[nn.Module, dict]:
+    """(model, sidecar config) rebuilt from a checkpoint and its JSON sidecar."""
+    from helpers.models import build_model
+
+    if not Path(path).is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist; give the .pt file of a baseline (runs/checkpoints/)")
+    cfg = read_sidecar(path).get("config")
+    needed = ("model", "num_classes", "in_channels", "width", "dataset", "input_size")
+    missing = [k for k in needed if not isinstance(cfg, dict) or k not in cfg]
+    if missing:
+        raise CheckpointError(f"checkpoint sidecar {Path(path).with_suffix('.json')} lacks {', '.join(missing)} in "
+                              "its config; use a checkpoint the workbench wrote")
+    model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"])
+    return load_into(model, path), cfg

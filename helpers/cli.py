@@ -32,9 +32,13 @@ def _cmd_study(args) -> int:
 
     from helpers.study import cost_table, fidelity, load_study, run_study, verdict, write_figures
 
+    from helpers.cluster import executor_for
+
     cfg = load_study(args.config, args.seeds, args.methods)  # checked whole before any baseline is touched
     planned = len(load_study(args.config).seeds) if args.seeds is not None else len(cfg.seeds)  # the registered seeds
-    _, folder = run_study(cfg, args.resume, progress=not args.json)
+    with executor_for(args.workers, args.scheduler) as executor:
+        _, folder = run_study(cfg, args.resume, progress=not args.json, executor=executor,
+                              worker_threads=args.worker_threads)
     chosen = pd.read_csv(folder / "chosen.csv")  # every seed and method run so far, not only this call's
     v = verdict(chosen, cfg.criterion, planned_seeds=planned)
     write_figures(cfg, folder)
@@ -82,30 +86,12 @@ def _print(obj, as_json: bool) -> None:
             print(f"{k:>26}: {v}")
 
 
-def model_from_checkpoint(path):
-    """(model, sidecar config) rebuilt from a checkpoint and its JSON sidecar."""
-    from pathlib import Path
-
-    from helpers.checkpoints import CheckpointError, load_into, read_sidecar
-    from helpers.models import build_model
-
-    if not Path(path).is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; give the .pt file of a baseline (runs/checkpoints/)")
-    cfg = read_sidecar(path).get("config")
-    needed = ("model", "num_classes", "in_channels", "width", "dataset", "input_size")
-    missing = [k for k in needed if not isinstance(cfg, dict) or k not in cfg]
-    if missing:
-        raise CheckpointError(f"checkpoint sidecar {Path(path).with_suffix('.json')} lacks {', '.join(missing)} in "
-                              "its config; use a checkpoint the workbench wrote")
-    model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"])
-    return load_into(model, path), cfg
-
-
 def _cmd_export(args) -> int:
+    from helpers.checkpoints import load_model
     from helpers.data import calibration_batches, load_dataset
     from helpers.export import export_tflite
 
-    model, cfg = model_from_checkpoint(args.checkpoint)
+    model, cfg = load_model(args.checkpoint)
     calib = None
     if args.mode == "int8":
         ds = load_dataset(cfg["dataset"], "train", cfg["input_size"])
@@ -173,7 +159,9 @@ def _cmd_compress(args) -> int:
         raise ValueError(f"plan {args.plan} has free parameters ({', '.join(f['name'] for f in free)}); give each a "
                          "value to compress, or search them with `python -m helpers search`")
     check_output_folder(args.out, ("model.tflite", "record.json"))  # before any training
-    model, cfg = model_from_checkpoint(args.checkpoint)
+    from helpers.checkpoints import load_model
+
+    model, cfg = load_model(args.checkpoint)
     ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.finetune_images),
                   val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
@@ -291,6 +279,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--methods", nargs="+", help="search methods to run (default: the config's)")
     p.add_argument("--resume", action="store_true", help="continue the study's existing logs")
     p.add_argument("--json", action="store_true", help="print chosen plans and verdict as JSON")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=positive, help="run the trials on a local Dask cluster of N worker processes")
+    g.add_argument("--scheduler", help="run the trials on the Dask cluster whose scheduler is at ADDRESS "
+                                       "(e.g. tcp://host:8786); this machine stays the study's target")
+    p.add_argument("--worker-threads", type=positive, default=1,
+                   help="torch threads per trial on a worker (default 1; timing always uses 1 thread)")
     p.set_defaults(func=_cmd_study)
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",

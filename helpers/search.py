@@ -434,22 +434,33 @@ class Prepared:
 
 
 def prepare(template, model, record: dict, ctx, profile: str, reference_path: str | Path, final_epochs=None,
-            networks: str | Path | None = None) -> Prepared:
+            networks: str | Path | None = None, executor=None, data: tuple | None = None) -> Prepared:
     """The one wiring of a search on a real baseline, used by ``search_from_config`` and ``study.run_study``.
 
     The reference (plain int8 and fp32 artifacts, their latency and validation accuracy) is measured once and
     kept at ``reference_path``; trials are timed against the plain int8 artifact in alternating blocks. With
     ``networks`` (a path stem), each trial is keyed by the network it produces and a network already run
     returns its first outcome (``trial.NetworkKeyedTrial``; screening and final runs in separate stores).
+    With ``executor`` (a Dask client or any concurrent.futures executor) the trials run there as small specs
+    (``cluster.RemoteTrial``); ``data`` is then (dataset, finetune_images, val_images, seed) of ``ctx`` and the
+    torch threads of a worker.
     """
     from helpers.references import reference_point
     from helpers.trial import NetworkKeyedTrial, PlanTrial, with_finetune_epochs
 
     ref = stored_reference(reference_path, lambda: reference_point(model, record, ctx))
     pair = ref["latency_reference"]
-    screen = PlanTrial(template, model, record, ctx, profile, reference=pair)
-    final = (PlanTrial(with_finetune_epochs(template, final_epochs), model, record, ctx, profile, reference=pair)
-             if final_epochs else None)
+    if executor is not None:
+        from helpers.cluster import RemoteTrial, trial_spec
+
+        def make(plan):
+            return RemoteTrial(trial_spec(record, data, plan, profile, pair[1]), executor, plan, model, ctx)
+    else:
+        def make(plan):
+            return PlanTrial(plan, model, record, ctx, profile, reference=pair)
+
+    screen = make(template)
+    final = make(with_finetune_epochs(template, final_epochs)) if final_epochs else None
     if networks is not None:
         networks = Path(networks)
         screen = NetworkKeyedTrial(screen, networks.with_name(f"{networks.name}-screen.jsonl"))

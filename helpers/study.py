@@ -222,14 +222,22 @@ def committed(path: str | Path) -> Path | None:
 
 
 def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool = True,
-              within: str | None = None) -> tuple[pd.DataFrame, Path]:
+              within: str | None = None, executor=None, worker_threads: int = 1) -> tuple[pd.DataFrame, Path]:
     """Run (or resume) the study; returns the chosen plans (one row per dataset, seed and method) and its folder.
 
     Every trial goes to its log as it finishes and ``chosen.csv`` is rewritten after each search, so a study
     cut short keeps all it finished. A tqdm bar over the study's trials shows its ETA (from the trials run in
     this call: those replayed from the logs count as done from the start). ``within``: the chain profile the
     study runs inside (notebook 08): its logs go beside that chain's and its trials name that chain's run record.
+
+    ``executor`` (a Dask client, see ``cluster``, or any concurrent.futures executor): the trials run there as
+    small specs and as many searches as it has slots run side by side, each search in order exactly as alone;
+    this process (the client) writes every log, and its machine is the study's target (references, latency
+    units, test accuracy); every worker's machine goes to ``workers.json``. ``worker_threads``: torch threads per
+    trial on a worker.
     """
+    import threading
+
     from tqdm.auto import tqdm
 
     from helpers.baselines import BaselineSpec
@@ -248,6 +256,10 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     record = current_record(profile)  # the study's own run record, characterised, in its folder; every trial names it
     if before and before.get("id") != record["id"]:  # a resume under other code or installs: keep the earlier record
         write_json(folder / "run_records" / f"{before['id']}.json", before)
+    if executor is not None:
+        from helpers.cluster import workers
+
+        write_json(folder / "workers.json", {"target": record["machine"], "workers": workers(executor)})
     spec = BaselineSpec.parse(cfg.baseline_spec or load_profile(cfg.profile)["common"]["baseline_spec"])
     template = CompressionPlan.from_dict(cfg.template)
     free = template.free_parameters()
@@ -259,31 +271,49 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
                for *_, t in tags)
     bar = tqdm(total=len(tags) * per_search, initial=done, desc=f"study {cfg.name}", unit="trial",
                disable=not progress)
-    chosen = []
-    for ds in cfg.datasets:
+    setups = {}
+    for ds in cfg.datasets:  # on the client: baselines, references (the target machine's), test sets
         model, rec = spec.build(cfg.architecture, ds)
         ctx = context(ds, cfg.finetune_images, cfg.val_images)
-        final_epochs = final_epochs_of[ds]
-        s = prepare(template, model, rec, ctx, profile, folder / f"{ds}-reference.json", final_epochs,
-                    networks=folder / f"{ds}-networks")
-        ref = s.reference
-        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
+        s = prepare(template, model, rec, ctx, profile, folder / f"{ds}-reference.json", final_epochs_of[ds],
+                    networks=folder / f"{ds}-networks", executor=executor,
+                    data=(ds, cfg.finetune_images, cfg.val_images, 0, worker_threads))
+        obj = Objective(cfg.objective, s.reference["fp32_val_accuracy"], cfg.threshold, s.reference["int8_latency_ms"])
         test_ds = load_dataset(ds, "test").subset(cfg.test_images)
-        fp32_test = _fp32_test(folder, ds, ref, test_ds)
-        for _, seed, m, tag in (t for t in tags if t[0] == ds):
-            def tick(row, tag=tag):  # trials run now (replayed ones are counted in ``done``)
-                bar.update(1)
-                bar.set_postfix_str(f"{tag} trial {row['trial']}")
+        setups[ds] = (s, obj, test_ds, _fp32_test(folder, ds, s.reference, test_ds))
+    chosen, lock = [], threading.Lock()
 
+    def search(t) -> None:
+        ds, seed, m, tag = t
+        s, obj, test_ds, fp32_test = setups[ds]
+
+        def tick(row):  # trials run now (replayed ones are counted in ``done``)
+            bar.update(1)
+            bar.set_postfix_str(f"{tag} trial {row['trial']}")
+
+        with lock:  # both methods of a seed get one slack (a calibrated one is fixed when the first asks)
             slack = search_slack(cfg, folder, ds, seed, obj.bar, slack_of[ds])
-            res = run_search(s.screen, free, obj.lowered(slack), cfg.budget, folder / f"{tag}.jsonl", m, seed,
-                             cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
-            fin = confirm_front(res.trials[:cfg.budget], obj, s.final, folder / f"{tag}-final.jsonl", cfg.final_runs,
-                                on_trial=tick)
-            chosen.append({**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test), "screen_slack": slack})
+        res = run_search(s.screen, free, obj.lowered(slack), cfg.budget, folder / f"{tag}.jsonl", m, seed,
+                         cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
+        fin = confirm_front(res.trials[:cfg.budget], obj, s.final, folder / f"{tag}-final.jsonl", cfg.final_runs,
+                            on_trial=tick)
+        row = {**_chosen_row(ds, seed, m, fin, s.reference, test_ds, fp32_test, executor), "screen_slack": slack}
+        with lock:
+            chosen.append(row)
             bar.update(max(0, cfg.final_runs - len(fin.trials)))  # a front shorter than final_runs: never counted
             _write_chosen(folder, chosen)
-            log(f"{tag}: {chosen[-1]['summary']}")
+            log(f"{tag}: {row['summary']}")
+
+    if executor is None:
+        for t in tags:
+            search(t)
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from helpers.cluster import slots
+
+        with ThreadPoolExecutor(max_workers=slots(executor)) as pool:
+            list(pool.map(search, tags))  # re-raises the first search that failed
     bar.close()
     return pd.DataFrame(chosen), folder
 
@@ -343,7 +373,7 @@ def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
     return json.loads(path.read_text())["accuracy"]
 
 
-def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test) -> dict:
+def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None) -> dict:
     from helpers.runtime import evaluate_tflite
 
     row = {"dataset": ds, "seed": seed, "method": method, "int8_latency_ms": ref["int8_latency_ms"],
@@ -353,7 +383,12 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test) -> dict:
         return {**row, "chosen": None, "latency_ms": np.nan, "val_accuracy": np.nan, "test_accuracy": np.nan,
                 "test_n": len(test_ds), "summary": f"no final run cleared the bar ({fin.message})"}
     b = fin.best
-    test = evaluate_tflite(b["artifact"], test_ds)["accuracy"]
+    if Path(b["artifact"]).is_file():
+        test = evaluate_tflite(b["artifact"], test_ds)["accuracy"]
+    else:  # made on another machine of the cluster: scored there, on the same test split
+        from helpers.cluster import evaluate_where_made
+
+        test = evaluate_where_made(executor, b, ds, test_ds)
     return {**row, "chosen": json.dumps(b["values"], sort_keys=True), "latency_ms": b["latency_ms"],
             "val_accuracy": b["accuracy"], "test_accuracy": test, "test_n": len(test_ds), "artifact": b["artifact"],
             "summary": f"chosen {b['values']}: {ref['int8_latency_ms'] / b['latency_ms']:.2f}x vs plain int8, "

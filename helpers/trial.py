@@ -88,9 +88,32 @@ class NetworkKeyedTrial:
 
         plan = self.trial.template.with_values(values)
         key = network_key(plan, self.trial.model, self.trial.ctx)
-        known = {r["network"]: r for r in read_log(self.store)}
+        with _store_lock(self.store):
+            known = self._known(read_log(self.store))
         if key in known:
             return {**known[key]["outcome"], "network": key, "same_network_as": known[key]["values"]}
-        outcome = self.trial(values)
-        append_log(self.store, {"trial": len(known), "values": values, "network": key, "outcome": outcome})
+        outcome = self.trial(values)  # searches running side by side may run one network twice: the first kept wins
+        with _store_lock(self.store):
+            rows = read_log(self.store)
+            append_log(self.store, {"trial": len(rows), "values": values, "network": key, "outcome": outcome})
+            first = self._known(rows).get(key)
+        if first is not None:
+            return {**first["outcome"], "network": key, "same_network_as": first["values"]}
         return {**outcome, "network": key}
+
+    @staticmethod
+    def _known(rows: list[dict]) -> dict:
+        known: dict = {}
+        for r in rows:
+            known.setdefault(r["network"], r)
+        return known
+
+
+_LOCKS: dict = {}
+
+
+def _store_lock(path):
+    """One lock per network store in this process (searches of a study may run in threads side by side)."""
+    import threading
+
+    return _LOCKS.setdefault(str(path), threading.Lock())
