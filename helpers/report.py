@@ -77,17 +77,21 @@ def stale_tables(folder: Path) -> list[str]:
     return out
 
 
+def machine_line(rec: dict) -> str:
+    """The machine, its characterisation and the run record of ``rec`` in one paragraph (issue 6's characterisation)."""
+    m, c, g = rec["machine"], rec.get("characterisation") or {}, rec["git"]
+    return (f"{m['cpu']}, {m['cores']} cores, {m.get('mhz')} MHz, ISA flags {' '.join(m['flags']) or 'none'}. "
+            f"Characterisation (reference ResNet-18 x0.25, LiteRT, 1 thread, int8 timed against fp32 in alternating "
+            f"blocks): int8 {c.get('int8_ms')} ms, fp32 {c.get('fp32_ms')} ms, **int8 is {c.get('int8_speedup')}x faster** "
+            f"(IQR {c.get('int8_speedup_iqr')}). Run record `{rec['id']}`: commit `{(g.get('commit') or '?')[:10]}`"
+            f"{' (dirty tree)' if g.get('dirty') else ''}, created {rec.get('created')}, data fingerprints "
+            + ", ".join(f"{k} `{v}`" for k, v in rec["datasets"].items()) + ".")
+
+
 def section(folder: Path) -> list[str]:
     """Markdown lines for one machine's results."""
     rec = json.loads((folder / "run_record.json").read_text())
-    m, c, g = rec["machine"], rec.get("characterisation") or {}, rec["git"]
-    lines = [f"### Machine `{m['id']}`", "",
-             f"{m['cpu']}, {m['cores']} cores, {m.get('mhz')} MHz, ISA flags {' '.join(m['flags']) or 'none'}. "
-             f"Characterisation (reference ResNet-18 x0.25, LiteRT, 1 thread, int8 timed against fp32 in alternating "
-             f"blocks): int8 {c.get('int8_ms')} ms, fp32 {c.get('fp32_ms')} ms, **int8 is {c.get('int8_speedup')}x faster** "
-             f"(IQR {c.get('int8_speedup_iqr')}). Run record `{rec['id']}`: commit `{(g.get('commit') or '?')[:10]}`"
-             f"{' (dirty tree)' if g.get('dirty') else ''}, created {rec.get('created')}, data fingerprints "
-             + ", ".join(f"{k} `{v}`" for k, v in rec["datasets"].items()) + ".", ""]
+    lines = [f"### Machine `{rec['machine']['id']}`", "", machine_line(rec), ""]
     stale = stale_tables(folder)
     if stale:
         lines += [f"**Warning: these tables come from another run record than this one, so their numbers may not "
@@ -219,6 +223,9 @@ def study_section(folder: Path) -> list[str]:
               f"bootstrap interval; success: {crit['success']}; {crit['no_plan']}. Budget {cfg['budget']} screening "
               f"trials per search ({cfg['n_initial']} shared initial points), {cfg['final_runs']} long fine-tune runs "
               f"per search for every method. Searches finished: {len(chosen)} of {planned}.", ""]
+    if (folder / "run_record.json").exists():
+        lines += ["Machine (every latency of this study was measured here): "
+                  + machine_line(json.loads((folder / "run_record.json").read_text())), ""]
     v = verdict(chosen, crit, planned_seeds=len(cfg["seeds"])) if len(chosen) else pd.DataFrame()
     if len(v):
         lines += _md("Verdict per dataset (GP latency / random latency, per seed):",

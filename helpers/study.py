@@ -33,8 +33,9 @@ CRITERION = {"metric": "latency of the GP's chosen plan / random search's, per s
 
 
 SCREEN_RULES = ("constant", "calibrated")
-#: final runs a calibrated screening rule needs before it replaces the prior slack
-MIN_CALIBRATION_RUNS = 4
+#: final runs a calibrated screening rule needs before it replaces the prior slack (two seeds of two methods'
+#: two final runs: fewer points than that move a fitted line more than they inform it)
+MIN_CALIBRATION_RUNS = 8
 
 
 @dataclass
@@ -319,15 +320,16 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
 
 
 def calibrated_slack(finals: list[dict], bar: float, prior: float,
-                     min_runs: int = MIN_CALIBRATION_RUNS) -> tuple[float, str]:
+                     min_runs: int | None = None) -> tuple[float, str]:
     """The screening slack (points) a model of the long fine-tune gives, and how it was found.
 
     A least-squares line of final accuracy on screening accuracy over ``finals`` (final runs, each with
     ``screen_accuracy`` and ``accuracy``); the slack is how far under ``bar`` (a fraction) the screening accuracy
     may lie whose predicted final accuracy reaches the bar, clipped to [0, 50] points. ``prior`` stands until
-    ``min_runs`` final runs exist, and whenever the line does not rise (screening then orders nothing).
-    Written here because it is two lines of numpy; a fuller model (plan values as covariates) waits for data.
+    ``min_runs`` (default ``MIN_CALIBRATION_RUNS``) final runs exist, and whenever the line does not rise
+    (screening then orders nothing). Written here because it is two lines of numpy; a fuller model (plan values as covariates) waits for data.
     """
+    min_runs = MIN_CALIBRATION_RUNS if min_runs is None else min_runs
     pts = np.array([(r["screen_accuracy"], r["accuracy"]) for r in finals if r.get("status") == "ok"], float)
     if len(pts) < min_runs:
         return float(prior), f"prior ({len(pts)} final runs, fewer than {min_runs})"

@@ -15,7 +15,9 @@ from helpers.search import read_log
 from helpers.study import load_study
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
-WORKER_ONLY = {"latency_ratio", "worker", "worker_address", "resubmitted_after"}  # what a Dask trial adds to a serial trial's record
+# what a Dask trial adds to a serial trial's record, and which search of a seed ran a shared network first
+# (``same_network_as``: searches side by side may reach a shared initial point in either order)
+WORKER_ONLY = {"latency_ratio", "worker", "worker_address", "resubmitted_after", "same_network_as"}
 
 
 def _study(tmp_path, name):

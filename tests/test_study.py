@@ -93,16 +93,20 @@ def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the
         return [{"status": "ok", "screen_accuracy": s, "accuracy": f} for s, f in pairs]
 
     line = runs([(s, 0.3 + 0.8 * s) for s in (0.5, 0.6, 0.7, 0.8)])  # final reaches the bar 0.9 at screening 0.75
-    slack, how = calibrated_slack(line, 0.9, 3.0)
+    slack, how = calibrated_slack(line, 0.9, 3.0, min_runs=4)
     assert slack == pytest.approx(15.0) and how.startswith("fit on 4 final runs")
-    assert calibrated_slack(line[:3], 0.9, 3.0) == (3.0, "prior (3 final runs, fewer than 4)")
+    assert calibrated_slack(line[:3], 0.9, 3.0, min_runs=4) == (3.0, "prior (3 final runs, fewer than 4)")
+    assert calibrated_slack(line, 0.9, 3.0)[1] == "prior (4 final runs, fewer than 8)"  # the default wants 8
     falling = runs([(0.5, 0.9), (0.6, 0.85), (0.7, 0.8), (0.8, 0.75)])
-    assert calibrated_slack(falling, 0.9, 3.0)[1].startswith("prior (fitted slope -0.50")
-    assert calibrated_slack(runs([(0.5, 0.9)] * 4), 0.9, 3.0)[0] == 3.0
+    assert calibrated_slack(falling, 0.9, 3.0, min_runs=4)[1].startswith("prior (fitted slope -0.50")
+    assert calibrated_slack(runs([(0.5, 0.9)] * 4), 0.9, 3.0, min_runs=4)[0] == 3.0
 
 
-def test_a_calibrated_rule_is_fixed_per_seed_and_counted_in_the_fidelity_report(tmp_path):
+def test_a_calibrated_rule_is_fixed_per_seed_and_counted_in_the_fidelity_report(tmp_path, monkeypatch):
+    from helpers import study
     from helpers.study import search_slack
+
+    monkeypatch.setattr(study, "MIN_CALIBRATION_RUNS", 4)
 
     cfg = load_study(_config(tmp_path, screen_rule="calibrated", screen_slack=3.0))
     (tmp_path / "study.json").write_text(json.dumps({"config": {"threshold": 1.0, "screen_slack": 3.0}}))
