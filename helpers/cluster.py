@@ -144,18 +144,18 @@ class RemoteTrial:
     lost: list = field(default_factory=list)  # (values, reason) of each lost submission, for the record
 
     def __call__(self, values: dict) -> dict:
-        for attempt in range(1, self.attempts + 1):
+        reason = None
+        for _ in range(self.attempts):
             future = self.executor.submit(run_spec, self.spec, values, uuid.uuid4().hex)
             try:
                 out = future.result()
-                return {**out, "resubmitted_after": self.lost[-1][1]} if attempt > 1 else out
+                return {**out, "resubmitted_after": reason} if reason else out
             except Exception as exc:  # noqa: BLE001 - a lost worker is retried, a trial's own error is not
                 if not _lost(exc):
                     raise
-                self.lost.append((values, f"{type(exc).__name__}: {exc}"))
-                if attempt == self.attempts:
-                    raise RuntimeError(f"trial lost with its worker {attempt} times ({type(exc).__name__}: {exc})") from None
-        raise AssertionError("unreachable")
+                reason = f"{type(exc).__name__}: {exc}"
+                self.lost.append((values, reason))
+        raise RuntimeError(f"trial lost with its worker {self.attempts} times ({reason})")
 
 
 def trial_spec(record: dict, data: tuple, template, profile: str, reference_ms: float) -> TrialSpec:

@@ -148,16 +148,16 @@ def compile_model(path: str | Path, out_dir: str | Path | None = None, timeout_s
     return report
 
 
-def _partition(info) -> list[tuple[bool, list]]:
+def _partition(info, problems: dict) -> list[tuple[bool, list]]:
     """TensorFlow Lite's delegate partitioning (``PartitionGraphIntoIndependentNodeSubsets``): the ops in
     dependency order as alternating runs of supported and unsupported ops, each run taking every op whose
     inputs are ready and whose kind matches the run's (the first ready op in file order sets it).
 
     Written by hand: the partitioner lives in TensorFlow Lite's C++ and is not exposed to Python.
-    Returns [(supported, [op, ...]), ...]."""
+    ``problems`` maps an op's index to ``edgetpu_rules.op_problem`` of it. Returns [(supported, [op, ...]), ...]."""
     produced = {t for op in info.op_list for t in op.output_ids}
     ready = set(info.graph_inputs) | {t for op in info.op_list for t in op.input_ids if t not in produced}
-    kind = {op.index: op_problem(op) is None for op in info.op_list}
+    kind = {op.index: problems[op.index] is None for op in info.op_list}
     left = list(info.op_list)
     runs = []
     while left:
@@ -195,7 +195,8 @@ def placement(info) -> list[dict]:
                     {"reason_kind": "outside edgetpu-custom-op",
                      "reason": "left outside edgetpu-custom-op by the compiler that made this file"})}
                 for op in info.op_list]
-    runs = _partition(info)
+    problems = {op.index: op_problem(op) for op in info.op_list}
+    runs = _partition(info, problems)
     first_tpu = next((k for k, (ok, _) in enumerate(runs) if ok), None)
     where: dict[int, dict] = {}
     blocker = None
@@ -204,7 +205,7 @@ def placement(info) -> list[dict]:
             if k == first_tpu:
                 where[op.index] = {"device": "edgetpu"}
             elif not ok:
-                problem = op_problem(op) or ("unordered", "its inputs are never produced in this graph")
+                problem = problems[op.index] or ("unordered", "its inputs are never produced in this graph")
                 where[op.index] = {"device": "cpu", "reason_kind": problem[0], "reason": problem[1]}
             else:
                 where[op.index] = {"device": "cpu", "reason_kind": "after the partition point",

@@ -11,6 +11,8 @@ rule below names where it comes from, and a real compiler run (``edgetpu_compile
 
 from __future__ import annotations
 
+import math
+
 COMPILER_VERSION = "16.0 (Coral's supported-operations table for the current compiler, plus the behaviour of " \
                    "Coral's published compiled models)"
 
@@ -129,10 +131,7 @@ def _limit(op) -> str | None:
         return "alpha is not one-dimensional"
     if name == "SOFTMAX":
         shape = op.inputs[0]["shape"]
-        n = 1
-        for d in shape:
-            n *= d
-        if sum(d != 1 for d in shape) > 1 or n > SOFTMAX_MAX_ELEMENTS:
+        if sum(d != 1 for d in shape) > 1 or math.prod(shape) > SOFTMAX_MAX_ELEMENTS:
             return f"input {shape} is not one-dimensional or exceeds {SOFTMAX_MAX_ELEMENTS} elements"
     if name == "STRIDED_SLICE":
         if _value(op, 3) is not None and any(s != 1 for s in _value(op, 3)):

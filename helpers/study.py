@@ -360,7 +360,7 @@ def search_slack(cfg: StudyConfig, folder: Path, ds: str, seed: int, bar: float,
                   for r in read_log(p)]
         slack, how = calibrated_slack(finals, bar, prior)
         write_json(path, {"slack_points": slack, "how": how})
-    return float(json.loads(path.read_text())["slack_points"])
+    return _used_slack(folder, ds, seed, prior)
 
 
 def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
@@ -473,6 +473,7 @@ def fidelity(folder: Path) -> pd.DataFrame:
 
 
 def _used_slack(folder: Path, ds: str, seed: int, prior: float) -> float:
+    """The slack a seed's searches ran under: its calibrated slack file, else the constant ``prior``."""
     path = folder / f"{ds}-s{seed}.slack.json"
     return float(json.loads(path.read_text())["slack_points"]) if path.exists() else float(prior)
 
