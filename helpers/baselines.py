@@ -57,20 +57,24 @@ class BaselineSpec:
 
 def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 1.0, batch_size: int = 256,
              lr: float = 0.1, train_images: int | None = None, input_size: int = 32, seed: int = 0,
-             progress: bool = True, retrain: bool = False):
+             progress: bool = True, retrain: bool = False, channels: list | None = None):
     """Return (model, record) for a baseline, training it only when no cached checkpoint has this config.
+
+    ``channels`` (ResNet-18) gives the stage channels directly instead of ``width`` (uniform-width controls).
 
     The record is the checkpoint's JSON sidecar plus ``path``; its metrics hold the per-epoch history,
     validation accuracy and training seconds. Test accuracy is left to the caller's final report.
     """
     train_ds = load_dataset(dataset, "train", input_size).subset(train_images, seed=seed)
     seed_everything(seed)  # the initial weights are part of the config
-    model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width)
+    model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width, channels)
     # the resolved arithmetic is part of the config: a bf16-trained checkpoint is not an fp32-trained one
     cfg = TrainConfig(epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, precision=resolve_precision(model))
     config = {"model": model_name, "dataset": dataset, "num_classes": train_ds.num_classes,
               "in_channels": train_ds.in_channels, "width": width, "input_size": input_size,
               "train_subset": train_images, "train": asdict(cfg)}  # key name kept: it is part of the cache key
+    if channels is not None:  # absent otherwise, so the keys of width-built baselines keep their shape
+        config["channels"] = [int(c) for c in channels]
     # the code that shapes the weights is part of the key: a change to the model or training loop retrains
     code = code_digest("models.py", "train.py")
     key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint, 'code': code})}"

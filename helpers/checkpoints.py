@@ -79,5 +79,5 @@ def load_model(path) -> tuple[nn.Module, dict]:
     if missing:
         raise CheckpointError(f"checkpoint sidecar {Path(path).with_suffix('.json')} lacks {', '.join(missing)} in "
                               "its config; use a checkpoint the workbench wrote")
-    model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"])
+    model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"], cfg.get("channels"))
     return load_into(model, path), cfg

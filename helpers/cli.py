@@ -54,6 +54,38 @@ def _cmd_study(args) -> int:
     c = cost_table(folder)
     if len(c):
         print("seconds per trial by phase:\n" + c.round(1).to_string())
+    from helpers.curve import answer_for
+    from helpers.study import reference_file
+
+    for r in chosen.itertuples():  # each chosen plan against narrow networks trained from scratch (make controls)
+        ref_path = reference_file(folder, r.dataset)
+        ref = json.loads(ref_path.read_text()) if ref_path.exists() else {"fp32_val_accuracy": r.fp32_val_accuracy}
+        speedup = None if r.latency_ms != r.latency_ms else r.int8_latency_ms / r.latency_ms
+        print(f"control, {r.dataset} seed {r.seed} {r.method}: " + answer_for(
+            cfg.profile, cfg.architecture, r.dataset, ref, speedup, int(cfg.val_images or 1), cfg.threshold))
+    return 0
+
+
+def _cmd_controls(args) -> int:
+    from helpers.controls import load_controls, run_controls
+    from helpers.provenance import machine
+
+    if args.stage in ("curve", "all"):
+        run_controls(args.profile, progress=not args.quiet, fresh=args.fresh)
+    if args.stage in ("scratch-b", "all"):
+        from helpers.figures import load_table
+        from helpers.scratch_b import run_scratch_b
+
+        if args.stage == "scratch-b" or load_table("search_summary", args.profile) is not None:
+            run_scratch_b(args.profile, progress=not args.quiet)
+        else:
+            print(f"Scratch-B skipped: 08 has not run on this machine ({machine()['id']}) for profile {args.profile!r}; "
+                  "run the chain, then `python -m helpers controls --stage scratch-b`")
+    table = load_controls(args.profile)
+    if table is not None:
+        cols = ["model", "dataset", "kind", "fraction", "channels", "budget", "speedup_vs_int8", "int8_val_accuracy",
+                "int8_test_accuracy"]
+        print(table[cols].round(4).to_string(index=False))
     return 0
 
 
@@ -186,17 +218,29 @@ def _cmd_compress(args) -> int:
 def _cmd_search(args) -> int:
     from helpers.search import search_from_config
 
+    from helpers.search import load_config
+
     result, ref = search_from_config(args.config, args.budget, args.resume)
+    cfg, b = load_config(args.config), result.best
+    control = None
+    if cfg["trial"] != "synthetic":  # the chosen plan against narrow networks trained from scratch (make controls)
+        from helpers.curve import answer_for
+
+        control = answer_for(cfg["profile"], cfg["baseline"]["model"], cfg["baseline"]["dataset"], ref,
+                             ref["int8_latency_ms"] / b["latency_ms"] if b else None,
+                             int((b or {}).get("val_n") or cfg["val_images"] or 1), cfg["threshold"])
     out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto,
-           "closest": result.closest, "message": result.message, "reference": ref}
+           "closest": result.closest, "message": result.message, "reference": ref, "control": control}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
-    elif result.best:
-        b = result.best
+        return 0
+    if b:
         print(f"best feasible plan: {b['values']} -> accuracy {100 * b['accuracy']:.2f}%, {b['latency_ms']:.4f} ms "
               f"({ref['int8_latency_ms'] / b['latency_ms']:.2f}x faster than plain int8)")
     else:
         print(result.message)
+    if control:
+        print(f"control: {control}")
     return 0
 
 
@@ -286,6 +330,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--worker-threads", type=positive, default=1,
                    help="torch threads per trial on a worker (default 1; timing always uses 1 thread)")
     p.set_defaults(func=_cmd_study)
+
+    p = sub.add_parser("controls", help="narrow networks trained from scratch: the controls of every compression claim",
+                       description="Train the profile's controls (budget-matched baseline, uniform widths, the "
+                                   "baseline at multiples of its budget) from scratch, export them with the canonical "
+                                   "int8 recipe, time them paired against plain int8 and score them on validation and "
+                                   "test into results/<profile>/<machine>/controls.csv; then Scratch-B of 08's chosen "
+                                   "plans (scratch_b.csv). Rows already measured on this machine are kept.")
+    p.add_argument("--profile", default="default", choices=PROFILES, help="parameter profile (default: default)")
+    p.add_argument("--stage", default="all", choices=("curve", "scratch-b", "all"),
+                   help="curve: the controls table; scratch-b: re-train 08's chosen plans from scratch; all (default)")
+    p.add_argument("--fresh", action="store_true", help="measure every control again instead of keeping this "
+                                                       "machine's rows")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_controls)
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
                        description="Print the results section generated from the committed tables of a profile.")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from helpers.stats import with_interval
@@ -59,3 +60,70 @@ def verdict_lines(summary: pd.DataFrame, folder: str | Path) -> list[str]:
                            f"validation {100 * t['accuracy']:.2f}% after the long fine-tune, "
                            f"{100 * (bar_val - t['accuracy']):.2f} points under the bar")
     return out
+
+
+def against_controls(summary: pd.DataFrame, controls: pd.DataFrame, model: str, threshold_points: float,
+                     predictions: dict | None = None, plan_correct: dict | None = None) -> pd.DataFrame:
+    """Chosen plans (rows of ``summary_table`` or a study's chosen.csv) on test against both bars and the curve.
+
+    Today's bar is the baseline's fp32 test accuracy minus the threshold; the budget-matched bar the budget-matched
+    baseline's (a control). Both are compared as counts (``bars.clears_accuracy``). ``plan_correct`` maps an
+    artifact path to its per-image test correctness, for a comparison with the curve paired per image.
+    """
+    from helpers.bars import clears_accuracy
+    from helpers.curve import against_curve
+
+    plans = summary.dropna(subset=["latency_ms"]).assign(
+        model=model, speedup_vs_int8=lambda d: d.int8_latency_ms / d.latency_ms,
+        key=lambda d: d.artifact if "artifact" in d else None).reset_index(drop=True)
+    bm = controls[(controls.model == model) & (controls.kind == "budget_matched")].set_index("dataset")
+    t = threshold_points / 100
+    rows = []
+    for _, r in plans.iterrows():
+        m = bm.loc[r.dataset] if r.dataset in bm.index else None
+        rows.append({"bar_test": r.fp32_test_accuracy - t,
+                     "clears_bar": clears_accuracy(r.test_accuracy, r.test_n, r.fp32_test_accuracy, r.test_n,
+                                                   threshold_points),
+                     "matched_bar_test": np.nan if m is None else m.fp32_test_accuracy - t,
+                     "clears_matched_bar": None if m is None else clears_accuracy(
+                         r.test_accuracy, r.test_n, m.fp32_test_accuracy, int(m.test_n), threshold_points),
+                     "matched_budget": np.nan if m is None else m.budget})
+    plans = pd.concat([plans, pd.DataFrame(rows)], axis=1)
+    return against_curve(plans, controls, predictions, plan_correct)
+
+
+def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, profile: str,
+                    test_images: int | None = None) -> tuple[pd.DataFrame | None, list[str]]:
+    """08's chosen plans against this machine's controls: the table of ``against_controls`` (paired per test image)
+    and one line per dataset: the verdict against the curve and the tool's answer (a faster narrow network that
+    meets the same bar on validation, named, or none). Without controls on this machine: (None, one sentence)."""
+    from helpers.controls import load_controls, load_predictions
+    from helpers.curve import answer
+    from helpers.data import load_dataset
+    from helpers.provenance import machine
+    from helpers.runtime import evaluate_tflite
+
+    controls, machine_id = load_controls(profile), machine()["id"]
+    if controls is None:
+        return None, [answer(None, model, ds, None, 0.0, 1, threshold_points, machine_id)
+                      for ds in summary.dataset.unique()]
+    plan_correct = {}
+    for r in summary.dropna(subset=["latency_ms"]).itertuples():
+        if Path(r.artifact).is_file() and r.artifact not in plan_correct:
+            test_ds = load_dataset(r.dataset, "test").subset(test_images)
+            plan_correct[r.artifact] = evaluate_tflite(r.artifact, test_ds)["predictions"] == test_ds.targets.numpy()
+    table = against_controls(summary, controls, model, threshold_points, load_predictions(profile), plan_correct)
+    lines = []
+    for r in summary.itertuples():
+        c = controls[(controls.dataset == r.dataset) & (controls.kind == "budget_matched")]
+        val_n = int(c.val_n.iloc[0]) if len(c) else 1
+        speedup = None if pd.isna(r.latency_ms) else r.int8_latency_ms / r.latency_ms
+        lines.append(f"{r.dataset} {r.method}: " + answer(controls, model, r.dataset, speedup, r.fp32_val_accuracy,
+                                                          val_n, threshold_points, machine_id))
+    for t in table.itertuples():
+        lines.append(f"{t.dataset} {t.method}: {t.speedup_vs_int8:.2f}x at {100 * t.test_accuracy:.2f}% on test "
+                     f"(budget {t.budget:.2f} passes) against narrow networks trained from scratch for "
+                     f"{t.curve_budget:.2f} passes: {t.curve_verdict}" + (
+                         f" ({t.difference_points:+.2f} +/- {t.noise_points:.2f} points, "
+                         f"{'paired per image' if t.paired else 'unpaired'})" if pd.notna(t.difference_points) else ""))
+    return table, lines

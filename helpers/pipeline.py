@@ -18,10 +18,11 @@ from helpers.data import load_dataset
 
 def context(dataset: str, finetune_images: int | None, val_images: int | None, seed: int = 0) -> Context:
     """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
-    train = load_dataset(dataset, "train").subset(finetune_images, seed=seed)
+    full = load_dataset(dataset, "train")
+    train = full.subset(finetune_images, seed=seed)
     val = load_dataset(dataset, "val").subset(val_images, seed=seed)
     return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
-                   seed=seed)
+                   seed=seed, split_images=len(full))
 
 
 @dataclass(frozen=True)
@@ -115,10 +116,11 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
     code = code_digest("compress", "export.py", "data.py", "train.py")
     out = (paths.run_dir(profile) / "plans" / Path(record["path"]).stem
            / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
+    budget = plan_budget(plan, record, ctx)  # in the plan's record.json too: every plan names its training budget
     res = run_plan(plan, model, ctx, out, Timing(threads, reference),
-                   provenance={"run_record": current_record(profile)["id"]})
+                   provenance={"run_record": current_record(profile)["id"], "budget": budget})
     checks = [c for s in res["steps"] for c in s["checks"]]
-    return {"label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
+    return {"budget": budget, "label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
             "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],
             "noisy": res["latency"]["noisy"], "val_accuracy": res["val_accuracy"], "macs": res["macs"],
             "params": res["params"], "size_kB": res["size_bytes"] / 1024, "full_integer": res["full_integer"],
@@ -129,6 +131,16 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
             "val_n": res["val_n"], "val_correct": res["val_correct"],
             "seconds": sum(s["seconds"] for s in res["steps"]) + res["export_seconds"], "artifact": res["artifact"],
             "cost": cost_breakdown(res), "steps": res["steps"]}
+
+
+def plan_budget(plan: CompressionPlan, record: dict, ctx: Context) -> float | None:
+    """The plan's training budget (``helpers.budget``): the baseline's passes plus its fine-tunes' over the context's
+    training images; None when the context does not know its split's size."""
+    from helpers.budget import total_passes
+
+    if not ctx.split_images:
+        return None
+    return total_passes(record, plan.to_dict(), len(ctx.train_ds), ctx.split_images)
 
 
 def cost_breakdown(res: dict) -> dict:

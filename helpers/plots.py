@@ -169,8 +169,22 @@ def latency_share(share: pd.DataFrame):
     return fig
 
 
-def composition_scatter(comp: pd.DataFrame, title: str):
-    """05: accuracy against latency of every composition, one marker per plan named in the legend."""
+def control_curve(ax, controls: pd.DataFrame | None, model: str, dataset: str, int8_latency_ms: float,
+                  accuracy: str = "int8_val_accuracy") -> None:
+    """Draw the uniform-width curve (narrow networks trained from scratch, ``helpers.curve``) on a latency axis: each
+    control at the plain int8 latency over its speed-up; nothing without controls."""
+    from helpers.curve import curve_points
+
+    c = curve_points(controls, model, dataset) if controls is not None else None
+    if c is None or not len(c):
+        return
+    ax.plot(int8_latency_ms / c.speedup_vs_int8, 100 * c[accuracy], "k--", marker="s", ms=4, lw=1,
+            label=f"narrow networks from scratch ({c.budget.iloc[0]:.2f} passes)")
+
+
+def composition_scatter(comp: pd.DataFrame, title: str, controls: pd.DataFrame | None = None):
+    """05: accuracy against latency of every composition, one marker per plan named in the legend; with
+    ``controls``, the uniform-width curve at the same latency scale (plain int8's latency over each speed-up)."""
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -178,6 +192,9 @@ def composition_scatter(comp: pd.DataFrame, title: str):
         ax.errorbar(r.latency_ms, 100 * r.val_accuracy, xerr=r.latency_iqr_ms / 2,
                     yerr=[[100 * (r.val_accuracy - r.val_accuracy_lo)], [100 * (r.val_accuracy_hi - r.val_accuracy)]],
                     fmt=m, capsize=2, label=r.label)
+    int8 = comp[comp.label == "int8"]
+    if len(int8):
+        control_curve(ax, controls, comp.model.iloc[0], comp.dataset.iloc[0], float(int8.latency_ms.iloc[0]))
     ax.set(xlabel="int8 LiteRT latency (ms)", ylabel="validation accuracy of the artifact (%)", title=title)
     ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig
@@ -286,12 +303,17 @@ def study_convergence(folder, datasets: list[str], methods: list[str]):
     return fig
 
 
-def study_pareto(folder, datasets: list[str], methods: list[str], chosen: pd.DataFrame):
-    """The study: accuracy against latency of every screening trial and final run, and the chosen plans."""
+def study_pareto(folder, datasets: list[str], methods: list[str], chosen: pd.DataFrame,
+                 controls: pd.DataFrame | None = None, model: str = "resnet18"):
+    """The study: accuracy against latency of every screening trial and final run, and the chosen plans; with
+    ``controls`` measured on the same machine, the uniform-width curve (validation accuracy)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
+        ref = chosen[chosen.dataset == ds]
+        if len(ref):
+            control_curve(ax, controls, model, ds, float(ref.int8_latency_ms.iloc[0]))
         for i, m in enumerate(methods):
             ok = [t for log in _study_logs(folder, ds, m) for t in log if t["status"] == "ok"]
             ax.scatter([t["latency_ms"] for t in ok], [100 * t["accuracy"] for t in ok], s=10, alpha=0.4, color=f"C{i}",

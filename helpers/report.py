@@ -175,7 +175,10 @@ def section(folder: Path) -> list[str]:
                          "screening fidelity, so their rows are not comparable with the GP's):"),
                      ["dataset", "method", "chosen plan", "latency (ms)", "vs plain int8", "vs fp32 LiteRT", "val. acc.",
                       "test acc. [95% CI]", "test bar", "verdict on test"], rows)
-    return lines
+    from helpers.controls_report import machine_section
+
+    threshold = float(s.threshold.iloc[0]) if s is not None and "threshold" in s else 1.0
+    return lines + machine_section(folder, threshold)
 
 
 def build_report(profile: str = "default", root: Path | None = None) -> str:
@@ -253,6 +256,9 @@ def study_section(folder: Path) -> list[str]:
                       "on test"],
                      [_chosen_line(r, cfg["threshold"]) for _, r in
                       with_interval(chosen, "test_accuracy", "test_n").iterrows()])
+        from helpers.controls_report import study_controls
+
+        lines += study_controls(folder, chosen, cfg, folder.parent.parent.parent)
     return lines
 
 

@@ -18,6 +18,10 @@ class ChainError(RuntimeError):
     """A notebook of the chain failed or its parameters are malformed."""
 
 
+#: Profile sections that belong to a command rather than a notebook (each checks its own section whole).
+OTHER_SECTIONS = ("controls",)
+
+
 def notebooks() -> dict[str, Path]:
     """The chain's notebooks by two-digit prefix, in order."""
     return {p.name[:2]: p for p in sorted(paths.NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))}
@@ -58,6 +62,12 @@ def parameters_for(prefix: str, notebook: Path, profile_params: dict, profile: s
     return {**common, **section, **({"profile": profile} if "profile" in declared else {})}
 
 
+def effective_parameters(prefix: str, profile_params: dict, profile: str) -> dict:
+    """What notebook ``prefix`` runs with under a profile: its declared defaults, then ``common``, then its section."""
+    nb = notebooks()[prefix]
+    return {**_defaults(nb), **parameters_for(prefix, nb, profile_params, profile)}
+
+
 #: Parameters that count things: a positive integer, or None where the notebook means "all".
 COUNTS = ("finetune_images", "val_images", "test_images", "budget", "n_initial", "final_runs")
 
@@ -96,6 +106,8 @@ def check_profile(profile_params: dict, books: dict[str, Path], where: str) -> N
     declared_anywhere = set().union(*defaults.values()) if defaults else set()
     for section, values in profile_params.items():
         name = str(section).zfill(2) if isinstance(section, int) else str(section)
+        if name in OTHER_SECTIONS:
+            continue  # read and checked by its own command, not passed to notebooks
         if name != "common" and name not in books:
             raise ChainError(f"params file {where}: section {section!r} is neither 'common' nor a notebook prefix "
                              f"({', '.join(books)}); rename it (prefixes are quoted two-digit strings, e.g. \"08\")")

@@ -33,6 +33,7 @@ CRITERION = {"metric": "latency of the GP's chosen plan / random search's, per s
 
 
 SCREEN_RULES = ("constant", "calibrated")
+BARS = ("baseline", "budget_matched")
 #: final runs a calibrated screening rule needs before it replaces the prior slack (two seeds of two methods'
 #: two final runs: fewer points than that move a fitted line more than they inform it)
 MIN_CALIBRATION_RUNS = 8
@@ -62,6 +63,7 @@ class StudyConfig:
     finetune_images: int | None = None
     val_images: int | None = 2000
     test_images: int | None = None
+    bar: str = "baseline"  # the primary bar: baseline (the baseline's accuracy) | budget_matched (see helpers.controls)
     criterion: dict = field(default_factory=lambda: dict(CRITERION))
 
     def key(self) -> str:
@@ -73,6 +75,8 @@ class StudyConfig:
             d.pop(k)
         if d["screen_rule"] == "constant":  # added after the first study: its absence keeps that study's key
             d.pop("screen_rule")
+        if d["bar"] == "baseline":  # likewise
+            d.pop("bar")
         return config_key(d)
 
 
@@ -133,6 +137,8 @@ def check(cfg: StudyConfig, where: str, seeds=None, methods=None) -> StudyConfig
         raise SearchError(f"{where}: method {bad[0] if bad else None!r} is not one of {', '.join(METHODS)}")
     if cfg.screen_rule not in SCREEN_RULES:
         raise SearchError(f"{where}: screen_rule {cfg.screen_rule!r} is not one of {', '.join(SCREEN_RULES)}")
+    if cfg.bar not in BARS:
+        raise SearchError(f"{where}: bar {cfg.bar!r} is not one of {', '.join(BARS)}")
     if cfg.surrogate not in SURROGATES:
         raise SearchError(f"{where}: surrogate {cfg.surrogate!r} is not one of {', '.join(SURROGATES)}")
     for name in ("budget", "n_initial", "final_runs"):
@@ -276,17 +282,20 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     for ds in cfg.datasets:  # on the client: baselines, references (the target machine's), test sets
         model, rec = spec.build(cfg.architecture, ds)
         ctx = context(ds, cfg.finetune_images, cfg.val_images)
-        s = prepare(template, model, rec, ctx, profile, folder / f"{ds}-reference.json", final_epochs_of[ds],
+        s = prepare(template, model, rec, ctx, profile, reference_file(folder, ds), final_epochs_of[ds],
                     networks=folder / f"{ds}-networks", executor=executor,
                     data=(ds, cfg.finetune_images, cfg.val_images, 0, worker_threads))
-        obj = Objective(cfg.objective, s.reference["fp32_val_accuracy"], cfg.threshold, s.reference["int8_latency_ms"])
         test_ds = load_dataset(ds, "test").subset(cfg.test_images)
-        setups[ds] = (s, obj, test_ds, _fp32_test(folder, ds, s.reference, test_ds))
+        ref, fp32_test = s.reference, _fp32_test(folder, ds, s.reference, test_ds)
+        if cfg.bar == "budget_matched":  # the unpruned network trained from scratch for the plans' budget sets the bar
+            ref, fp32_test = matched_reference(cfg, spec, rec, ds, ctx, test_ds, final_epochs_of[ds], s.reference)
+        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
+        setups[ds] = (s, obj, test_ds, fp32_test, ref)
     chosen, lock = [], threading.Lock()
 
     def search(t) -> None:
         ds, seed, m, tag = t
-        s, obj, test_ds, fp32_test = setups[ds]
+        s, obj, test_ds, fp32_test, ref = setups[ds]
 
         def tick(row):  # trials run now (replayed ones are counted in ``done``)
             bar.update(1)
@@ -298,7 +307,7 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
                          cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
         fin = confirm_front(res.trials[:cfg.budget], obj, s.final, folder / f"{tag}-final.jsonl", cfg.final_runs,
                             on_trial=tick)
-        row = {**_chosen_row(ds, seed, m, fin, s.reference, test_ds, fp32_test, executor), "screen_slack": slack}
+        row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor), "screen_slack": slack}
         with lock:
             chosen.append(row)
             bar.update(max(0, cfg.final_runs - len(fin.trials)))  # a front shorter than final_runs: never counted
@@ -363,6 +372,31 @@ def search_slack(cfg: StudyConfig, folder: Path, ds: str, seed: int, bar: float,
     return _used_slack(folder, ds, seed, prior)
 
 
+def matched_reference(cfg: StudyConfig, spec, record: dict, ds: str, ctx, test_ds, final_epochs: float,
+                      reference: dict) -> tuple[dict, float]:
+    """(reference with the budget-matched baseline's fp32 validation accuracy, its fp32 test accuracy): the unpruned
+    network trained from scratch (``controls.train_control``) for the baseline's passes plus the final fine-tune's."""
+    from helpers.artifacts import deploy
+    from helpers.budget import baseline_passes, epochs_for, passes
+    from helpers.controls import train_control
+    from helpers.runtime import evaluate_tflite
+
+    split = ctx.split_images
+    budget = baseline_passes(record, split) + passes(final_epochs, cfg.finetune_images, split)
+    row = {"kind": "budget_matched", "fraction": 1.0, "channels": None, "budget": budget,
+           "epochs": epochs_for(budget, spec.train_images, split)}
+    model, rec = train_control(cfg.architecture, ds, row, spec, progress=False)
+    fp32 = deploy(model, rec, "fp32")
+    return ({**reference, "fp32_val_accuracy": evaluate_tflite(fp32, ctx.val_ds)["accuracy"], "bar": "budget_matched",
+             "matched_checkpoint": Path(rec["path"]).name, "matched_budget": budget},
+            evaluate_tflite(fp32, test_ds)["accuracy"])
+
+
+def reference_file(folder: Path, ds: str) -> Path:
+    """The file holding a study dataset's reference figures (plain int8 latency, fp32 validation accuracy)."""
+    return folder / f"{ds}-reference.json"
+
+
 def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
     """The fp32 artifact's test accuracy (the test bar's base), computed once per dataset and kept in the folder."""
     from helpers.runtime import evaluate_tflite
@@ -393,7 +427,7 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None) -
         test = evaluate_where_made(executor, b, ds, test_ds)
     return {**row, "chosen": json.dumps(b["values"], sort_keys=True), "latency_ms": b["latency_ms"],
             "val_accuracy": b["accuracy"], "test_accuracy": test, "test_n": len(test_ds), "artifact": b["artifact"],
-            "summary": f"chosen {b['values']}: {ref['int8_latency_ms'] / b['latency_ms']:.2f}x vs plain int8, "
+            "budget": b.get("budget"), "summary": f"chosen {b['values']}: {ref['int8_latency_ms'] / b['latency_ms']:.2f}x vs plain int8, "
                        f"validation {100 * b['accuracy']:.2f}%, test {100 * test:.2f}%"}
 
 
@@ -460,7 +494,7 @@ def fidelity(folder: Path) -> pd.DataFrame:
             rho = spearmanr(d.screen, d.final).statistic if len(d) > 2 else np.nan
         row = {"dataset": ds, "final_runs": len(d), "spearman": float(rho), "passing": int(d.passes.sum()),
                "mean_gain_points": float(100 * (d.final - d.screen).mean())}
-        ref = folder / f"{ds}-reference.json"
+        ref = reference_file(folder, ds)
         if meta is not None and ref.exists():
             bar = json.loads(ref.read_text())["fp32_val_accuracy"] - meta["threshold"] / 100
             prior = meta["screen_slack"][ds] if isinstance(meta["screen_slack"], dict) else meta["screen_slack"]

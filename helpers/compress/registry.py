@@ -57,6 +57,7 @@ class Context:
     in_channels: int = 1
     seed: int = 0
     progress: bool = False
+    split_images: int | None = None  # images in the whole training split (the unit of a training budget)
     state: dict = field(default_factory=dict)  # what later steps or the exporter need (e.g. QAT module)
 
     def example(self, n: int = 1) -> torch.Tensor:
