@@ -165,7 +165,7 @@ def test_smoke_controls_run_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(paths, "RUNS", paths.RUNS)  # checkpoints are shared with the other tests (a cache)
     lines = []
-    path = run_controls("smoke", progress=False, log=lines.append)
+    path = run_controls("smoke", progress=False, log=lines.append, fresh=True)
     table = load_controls("smoke")
     assert path.exists() and set(table.kind) == {"baseline", "convergence", "budget_matched", "uniform"}
     uniform = table[table.kind == "uniform"].sort_values("fraction")
@@ -182,3 +182,90 @@ def test_smoke_controls_run_end_to_end(tmp_path, monkeypatch):
     again = []
     run_controls("smoke", progress=False, log=again.append)
     assert len(lines) == len(table) and again == []  # every row kept, nothing measured twice
+
+
+# ---- reports and the study's primary bar ---------------------------------------------------------------------------
+def committed_controls(folder, accs=(0.92, 0.91, 0.88), speedups=(1.0, 2.0, 4.0)):
+    c = controls(accs, speedups, n=10_000).assign(fp32_val_accuracy=list(accs), fp32_test_accuracy=list(accs),
+                                                  speedup_iqr=0.01, dataset="fashion_mnist")
+    base = c.iloc[:1].assign(kind="baseline", key="b1", budget=2.0, int8_test_accuracy=0.90)
+    conv = c.iloc[:1].assign(kind="convergence", key="b4", budget=8.0, int8_test_accuracy=0.925)
+    pd.concat([base, c, conv]).assign(run_record="r").to_csv(folder / "controls.csv", index=False)
+
+
+def test_a_study_elsewhere_gets_the_budget_matched_bar_but_no_curve_verdict(tmp_path):
+    from helpers.controls_report import study_controls
+
+    (tmp_path / "default" / "xeon").mkdir(parents=True)
+    committed_controls(tmp_path / "default" / "xeon")
+    study = tmp_path / "study" / "o8" / "epyc"
+    chosen = pd.DataFrame({"dataset": "fashion_mnist", "seed": [0, 1], "method": ["gp", "random"],
+                           "int8_latency_ms": 0.1, "latency_ms": [0.05, 0.04], "fp32_val_accuracy": 0.91,
+                           "fp32_test_accuracy": 0.908, "val_accuracy": 0.905, "test_accuracy": [0.905, 0.898],
+                           "test_n": 10_000, "artifact": ["a", "b"]})
+    lines = "\n".join(study_controls(study, chosen, {"architecture": "resnet18", "threshold": 1.0}, tmp_path))
+    assert "from the controls of machine `xeon`: accuracy only" in lines and "| curve verdict |" not in lines
+    # today's bar 89.80%: both clear; budget-matched bar 91.00% (0.92 - 1 point): both miss
+    assert "Chosen plans clearing today's bar on test: 2 of 2; clearing the budget-matched bar: 0 of 2." in lines
+    (tmp_path / "default" / "epyc").mkdir()
+    committed_controls(tmp_path / "default" / "epyc")
+    same = "\n".join(study_controls(study, chosen, {"architecture": "resnet18", "threshold": 1.0}, tmp_path))
+    assert "controls measured on this study's machine" in same and "| not distinguishable |" in same
+
+
+def test_the_machine_section_states_convergence_budgets_and_the_answer(tmp_path):
+    from helpers.controls_report import machine_section
+
+    committed_controls(tmp_path)
+    pd.DataFrame({"dataset": "fashion_mnist", "seed": 0, "method": ["gp"], "int8_latency_ms": 0.1,
+                  "latency_ms": [0.04], "fp32_val_accuracy": 0.915, "fp32_test_accuracy": 0.91, "val_accuracy": 0.91,
+                  "test_accuracy": [0.93], "test_n": 10_000, "budget": 4.0, "artifact": "x", "chosen": "{}",
+                  "run_record": "r"}).to_csv(tmp_path / "search_summary.csv", index=False)
+    text = "\n".join(machine_section(tmp_path))
+    assert "90.00% at 1x (2.00 passes)" in text and "92.50% at 4x (8.00 passes)" in text
+    assert "still improving" in text
+    # 2.5x lies between the 2x (91%) and 4x (88%) controls: curve 90.03%, the plan's 93% beats it
+    assert "| fashion_mnist | gp | 4.00 | 2.50x | 93.00% |" in text and "**beats the curve**" in text
+    assert "- fashion_mnist: **yes**" in text
+    assert "Controls**: not measured" in "\n".join(machine_section(tmp_path / "nowhere"))
+
+
+def test_a_study_config_names_its_primary_bar_and_old_keys_stay(tmp_path):
+    from helpers.search import SearchError
+    from helpers.study import load_study
+
+    assert load_study("params/studies/o8.yaml").key().startswith("6550075b0bbb")  # the committed study's key
+    assert load_study("params/studies/o8-budget-matched.yaml").bar == "budget_matched"
+    text = (tmp_path / "s.yaml")
+    raw = open("params/studies/smoke.yaml").read() + "bar: best\n"
+    text.write_text(raw)
+    with pytest.raises(SearchError, match="bar 'best' is not one of baseline, budget_matched"):
+        load_study(text)
+
+
+def test_scratch_b_keeps_the_pruned_architecture_and_draws_new_weights():
+    import torch
+
+    from helpers.baselines import BaselineSpec
+    from helpers.compress import Context
+    from helpers.data import ArrayDataset
+    from helpers.scratch_b import INHERIT, SCRATCH, TIE, pruned_architecture, train_scratch, verdict
+
+    torch.manual_seed(0)
+    x, y = torch.randn(64, 1, 16, 16), torch.randint(0, 3, (64,))
+    ds = ArrayDataset(x, y, ["a", "b", "c"], "toy", "train", "toy")
+    model = build_model("resnet18", 3, 1, width=0.25)
+    ctx = Context(train_ds=ds, val_ds=None, input_size=16, in_channels=1)
+    plan = {"steps": [{"method": "structured", "ratio": 0.5, "round_to": 8}, {"method": "finetune", "epochs": 2.0},
+                      {"method": "ptq"}]}
+    pruned = pruned_architecture(plan, model, ctx)
+    channels = stage_channels(pruned)
+    assert channels != stage_channels(model) and all(c % 8 == 0 for c in channels)
+    inherited = pruned.conv1.weight.detach().clone()
+    spec = BaselineSpec(widths={"resnet18": 0.25}, epochs={"toy": 1.0}, batch_size=32, lr=0.05)
+    scratch = train_scratch(pruned, ds, 0.5, spec, progress=False)
+    assert stage_channels(scratch) == channels
+    assert not torch.allclose(inherited, scratch.conv1.weight)
+    with pytest.raises(ValueError, match="prunes no channels"):
+        pruned_architecture({"steps": [{"method": "ptq"}]}, model, ctx)
+    assert (verdict(0.02, 0.01), verdict(-0.02, 0.01), verdict(0.005, 0.01)) == (INHERIT, SCRATCH, TIE)
