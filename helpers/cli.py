@@ -347,7 +347,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
                        description="Print the results section generated from the committed tables of a profile.")
-    p.add_argument("--profile", default="default", help="profile whose results/<profile>/ tables are reported")
+    p.add_argument("--profile", default="default", choices=PROFILES,
+                   help="profile whose results/<profile>/ tables are reported")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--write", action="store_true", help="write it into README.md between the results markers")
     g.add_argument("--check", action="store_true", help="exit 1 if README.md's results section differs")

@@ -148,6 +148,7 @@ def check(cfg: StudyConfig, where: str, seeds=None, methods=None) -> StudyConfig
     if cfg.budget < cfg.n_initial:
         raise SearchError(f"{where}: budget {cfg.budget} is smaller than n_initial {cfg.n_initial}; the GP "
                           "would never propose: raise the budget or lower n_initial")
+    _check_fields(cfg, where)
     if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(cfg.name)):
         raise SearchError(f"{where}: name {cfg.name!r} must be letters, digits, '-', '_' or '.'")
     try:
@@ -157,6 +158,53 @@ def check(cfg: StudyConfig, where: str, seeds=None, methods=None) -> StudyConfig
     if not free:
         raise SearchError(f"{where}, template: no free parameters to search")
     return cfg
+
+
+def _check_fields(cfg: StudyConfig, where: str) -> None:
+    """Threshold, architecture, datasets, objective, per-dataset values, sizes and the criterion, each refused in one
+    sentence before the study writes anything."""
+    import math
+
+    from helpers.data import DATASETS
+    from helpers.models import MODELS
+    from helpers.objective import OBJECTIVES
+    from helpers.params import per_dataset
+    from helpers.runner import PROFILES
+
+    number = (int, float)
+    if isinstance(cfg.threshold, bool) or not isinstance(cfg.threshold, number) or not 0 <= cfg.threshold < 100:
+        raise SearchError(f"{where}: threshold {cfg.threshold!r} must be accuracy points in [0, 100)")
+    if cfg.architecture not in MODELS:
+        raise SearchError(f"{where}: architecture {cfg.architecture!r} is not one of {', '.join(MODELS)}")
+    if not isinstance(cfg.datasets, list) or not cfg.datasets:
+        raise SearchError(f"{where}: datasets must be a non-empty list of {', '.join(DATASETS)}")
+    for ds in cfg.datasets:
+        if ds not in DATASETS:
+            raise SearchError(f"{where}: dataset {ds!r} is not one of {', '.join(DATASETS)}")
+    if cfg.objective not in OBJECTIVES:
+        raise SearchError(f"{where}: objective {cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
+    if cfg.profile not in PROFILES:
+        raise SearchError(f"{where}: profile {cfg.profile!r} is not one of {', '.join(PROFILES)}")
+    for name in ("final_epochs", "screen_slack"):
+        try:
+            values = per_dataset(name, getattr(cfg, name), cfg.datasets)
+        except ValueError as exc:
+            raise SearchError(f"{where}: {exc}") from None
+        for ds, v in values.items():
+            if isinstance(v, bool) or not isinstance(v, number) or not math.isfinite(v) or \
+                    (name == "final_epochs" and v <= 0):
+                raise SearchError(f"{where}: {name} for {ds} is {v!r}; give a "
+                                  f"{'positive number of passes' if name == 'final_epochs' else 'number of points'}")
+    for name in ("finetune_images", "val_images", "test_images"):
+        v = getattr(cfg, name)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+            raise SearchError(f"{where}: {name} {v!r} must be a whole number of at least 1 or null (all)")
+    crit = cfg.criterion
+    if not isinstance(crit, dict) or sorted(crit) != sorted(CRITERION):
+        raise SearchError(f"{where}: criterion must give {', '.join(CRITERION)}")
+    level = crit["interval"]
+    if isinstance(level, bool) or not isinstance(level, number) or not 0 < level < 1:
+        raise SearchError(f"{where}: criterion interval {level!r} must be a coverage in (0, 1), e.g. 0.90")
 
 
 def chain_study(**fields) -> StudyConfig:

@@ -229,3 +229,38 @@ def test_search_budget_zero_and_out_of_range_logs_are_refused(tmp_path):
                                       "accuracy": 0.9, "latency_ms": 1.0, "objective": 1.0})
     with pytest.raises(SearchError, match="lies outside this search's range"):
         run_search(SyntheticTrial(free), free, obj, 3, tmp_path / "b.jsonl")
+
+
+@pytest.mark.parametrize("change, answer", [
+    ({"threshold": -1.0}, "threshold -1.0 must be accuracy points"),
+    ({"architecture": "vgg16"}, "architecture 'vgg16' is not one of"),
+    ({"datasets": ["mnist"]}, "dataset 'mnist' is not one of"),
+    ({"datasets": []}, "datasets must be a non-empty list"),
+    ({"criterion": {"metric": "m", "statistic": "s", "interval": 1.5, "success": "x", "no_plan": "y"}},
+     "criterion interval 1.5 must be a coverage"),
+    ({"final_epochs": {"glyphs": 1.0}}, "final_epochs has no value for dataset 'fashion_mnist'"),
+    ({"final_epochs": 0}, "final_epochs for fashion_mnist is 0"),
+    ({"template": {"steps": [{"method": "prune_everything"}]}}, "template"),
+    ({"bar": "strict"}, "bar 'strict' is not one of"),
+    ({"val_images": 0}, "val_images 0 must be a whole number"),
+])
+def test_a_study_config_with_any_bad_field_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                   change, answer):
+    import yaml
+
+    cfg = yaml.safe_load((paths.PARAMS / "studies" / "smoke.yaml").read_text())
+    cfg.update(change, name="bad-study")
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(cfg))
+    monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")
+    monkeypatch.setattr(paths, "RESULTS", tmp_path / "results")
+    assert main(["study", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert answer in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "results").exists()
+
+
+def test_report_on_a_missing_profile_exits_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--profile", "nope"])
+    assert exc.value.code == 2 and "invalid choice: 'nope'" in capsys.readouterr().err
