@@ -160,9 +160,19 @@ def test_cli_answers_a_bad_input_in_one_sentence(files, capsys, surface, argv, a
     assert time.perf_counter() - t0 < 10  # answered before any baseline is trained or timed
 
 
-def test_no_half_written_output_after_a_refused_compress(files):
-    assert not (files["d"] / "c").exists()
-    assert sorted(p.name for p in (files["d"] / "busy").iterdir()) == ["notes.txt"]
+def test_no_half_written_output_after_a_refused_compress(files, capsys):
+    """Refused compress calls (a free plan, a bad count, a busy folder) leave no output folder and touch no file."""
+    d = files["d"]
+    for plan, out, extra in (("free.yaml", "c-free", []), ("plan.yaml", "c-count", ["--val-images", "-1"]),
+                             ("plan.yaml", "busy", [])):
+        try:
+            code = main(["compress", str(d / plan), "--checkpoint", str(files["ok"]), "--out", str(d / out), *extra])
+        except SystemExit as exc:
+            code = exc.code
+        assert code == 2
+    capsys.readouterr()
+    assert not (d / "c-free").exists() and not (d / "c-count").exists()
+    assert sorted(p.name for p in (d / "busy").iterdir()) == ["notes.txt"]
 
 
 def test_a_params_file_is_checked_whole_before_the_first_notebook(tmp_path, monkeypatch, capsys):

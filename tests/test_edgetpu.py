@@ -265,3 +265,31 @@ def test_the_rules_are_data_with_sources():
     assert COMPILER_VERSION.startswith("16.0") and "PADV2" not in OPS and "DEQUANTIZE" not in OPS
     assert OPS["CONV_2D"][1].startswith("coral.ai/docs") and "published" in OPS["TILE"][1]
     assert all(source for _, source in OPS.values())
+
+
+def test_prefix_latency_refuses_without_a_device_and_differences_prefix_times(monkeypatch, tmp_path):
+    """Per-block Edge TPU cost: one sentence without compiler and device; with them (stood in for here), block k's
+    cost is the prefix time of blocks 0..k minus that of blocks 0..k-1."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from helpers import edgetpu, export, latency
+    from helpers.layers import blocks
+    from helpers.models import build_model
+
+    model = build_model("resnet18", 10, 1, 0.25).eval()
+    calib = torch.zeros(2, 1, 32, 32)
+    monkeypatch.setattr(edgetpu, "compiler_path", lambda: None)
+    with pytest.raises(edgetpu.EdgeTPUError, match="needs edgetpu_compiler on PATH and an attached Edge TPU"):
+        edgetpu.prefix_latency(model, calib, tmp_path)
+    monkeypatch.setattr(edgetpu, "compiler_path", lambda: "/usr/bin/edgetpu_compiler")
+    monkeypatch.setattr(edgetpu, "delegate_available", lambda: True)
+    monkeypatch.setattr(export, "export_tflite", lambda m, path, *a, **k: path)
+    monkeypatch.setattr(edgetpu, "compile_model", lambda p, out: SimpleNamespace(compiled_model=p, tpu_ops=3))
+    prefix_ms = iter([0.5, 0.7, 1.6] + [2.0 + i for i in range(100)])
+    monkeypatch.setattr(latency, "measure_tflite", lambda *a, **k: SimpleNamespace(median_ms=next(prefix_ms)))
+    rows = edgetpu.prefix_latency(model, calib, tmp_path)
+    assert len(rows) == len(blocks(model))
+    assert [round(r["edgetpu_ms"], 6) for r in rows[:3]] == [0.5, 0.2, 0.9]
+    assert rows[2]["prefix_ms"] == 1.6 and rows[0]["tpu_ops"] == 3
