@@ -55,8 +55,10 @@ report: setup
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/
 
+# Every benchmark against its reference row (benchmarks/reference.csv); exits non-zero when any target is missed.
+# Minutes to an hour on 2 cores; CI does not run it. Run it on a quiet machine.
 bench: setup
-	$(PY) benchmarks/bench_runtimes.py
+	@fail=0; for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || fail=1; done; exit $$fail
 
 clean:
 	rm -rf runs/smoke

@@ -20,7 +20,7 @@ import numpy as np
 import yaml
 
 from helpers import paths
-from helpers.benchmarks import judge
+from helpers.benchmarks import exit_status, judge
 from helpers.cluster import executor_for
 from helpers.study import load_study, run_study
 
@@ -72,3 +72,4 @@ def json_reference(folder: Path) -> str:
 
 if __name__ == "__main__":
     main()
+    raise SystemExit(exit_status())

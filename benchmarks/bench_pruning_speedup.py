@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from helpers.benchmarks import judge
+from helpers.benchmarks import exit_status, judge
 from helpers.compress import Context
 from helpers.compress.plan import CompressionPlan
 from helpers.latency import measure_tflite
@@ -58,3 +58,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    raise SystemExit(exit_status())

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helpers.benchmarks import judge
+from helpers.benchmarks import exit_status, judge
 from helpers.export import export_tflite
 from helpers.latency import measure_tflite
 from helpers.models import build_model
@@ -44,3 +44,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    raise SystemExit(exit_status())

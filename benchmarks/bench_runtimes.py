@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from helpers.benchmarks import judge
+from helpers.benchmarks import exit_status, judge
 from helpers import paths
 from helpers.export import export_tflite
 from helpers.latency import measure_tflite, measure_torch, write_rows
@@ -66,3 +66,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    raise SystemExit(exit_status())

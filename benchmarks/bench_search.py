@@ -29,7 +29,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers.benchmarks import judge
+from helpers.benchmarks import exit_status, judge
 from helpers import paths
 from helpers.compress.plan import CompressionPlan
 from helpers.compress.pruning import slope_ratios
@@ -145,3 +145,4 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+    raise SystemExit(exit_status())

@@ -12,6 +12,7 @@ from helpers import paths
 
 REFERENCE = paths.ROOT / "benchmarks" / "reference.csv"
 DIRECTIONS = ("at_least", "at_most", "below")
+MISSED: list[str] = []  # the lines of every target missed in this process (``exit_status`` reads them)
 
 
 def reference(benchmark: str, metric: str) -> dict:
@@ -37,4 +38,14 @@ def judge(benchmark: str, metric: str, measured: float) -> str:
         ok, miss = measured < target, measured - target
     sign = {"at_least": ">=", "at_most": "<=", "below": "<"}[how]
     verdict = "met" if ok else f"missed by {miss:.3g}"
-    return f"{metric}: {measured:.3g} (target {sign} {target:g}{f', tolerance {100 * tol:.0f}%' if tol else ''}: {verdict})"
+    line = f"{metric}: {measured:.3g} (target {sign} {target:g}{f', tolerance {100 * tol:.0f}%' if tol else ''}: {verdict})"
+    if not ok:
+        MISSED.append(line)
+    return line
+
+
+def exit_status() -> int:
+    """A benchmark script's exit status: 1 (each missed target printed again) when any judged target was missed."""
+    for line in MISSED:
+        print(f"MISSED {line}")
+    return 1 if MISSED else 0

@@ -269,3 +269,4 @@ def test_scratch_b_keeps_the_pruned_architecture_and_draws_new_weights():
     with pytest.raises(ValueError, match="prunes no channels"):
         pruned_architecture({"steps": [{"method": "ptq"}]}, model, ctx)
     assert (verdict(0.02, 0.01), verdict(-0.02, 0.01), verdict(0.005, 0.01)) == (INHERIT, SCRATCH, TIE)
+

@@ -176,3 +176,14 @@ def test_every_benchmark_target_has_a_reference_row_and_is_judged_both_ways():
     assert judge("bench_runtimes", "resnet18 x0.25 int8 speed-up over LiteRT fp32 (x)", 1.85).endswith("met)")  # tolerance
     with pytest.raises(KeyError, match="add one to"):
         judge("bench_runtimes", "no such metric", 1.0)
+
+
+def test_a_missed_benchmark_target_makes_the_script_fail(monkeypatch):
+    from helpers import benchmarks
+
+    monkeypatch.setattr(benchmarks, "MISSED", [])
+    metric = "max-min spread of the median (fraction)"
+    target = benchmarks.reference("bench_repeatability", metric)["target"]
+    assert "met" in benchmarks.judge("bench_repeatability", metric, target / 2) and benchmarks.exit_status() == 0
+    assert "missed by" in benchmarks.judge("bench_repeatability", metric, target * 3)
+    assert benchmarks.exit_status() == 1
