@@ -62,7 +62,8 @@ def _cmd_study(args) -> int:
         ref = json.loads(ref_path.read_text()) if ref_path.exists() else {"fp32_val_accuracy": r.fp32_val_accuracy}
         speedup = None if r.latency_ms != r.latency_ms else r.int8_latency_ms / r.latency_ms
         print(f"control, {r.dataset} seed {r.seed} {r.method}: " + answer_for(
-            cfg.profile, cfg.architecture, r.dataset, ref, speedup, int(cfg.val_images or 1), cfg.threshold))
+            cfg.profile, cfg.architecture, r.dataset, ref, speedup, int(cfg.val_images or 1), cfg.threshold,
+            None if speedup is None else r.val_accuracy))
     return 0
 
 
@@ -228,7 +229,8 @@ def _cmd_search(args) -> int:
 
         control = answer_for(cfg["profile"], cfg["baseline"]["model"], cfg["baseline"]["dataset"], ref,
                              ref["int8_latency_ms"] / b["latency_ms"] if b else None,
-                             int((b or {}).get("val_n") or cfg["val_images"] or 1), cfg["threshold"])
+                             int((b or {}).get("val_n") or cfg["val_images"] or 1), cfg["threshold"],
+                             b["accuracy"] if b else None)
     out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto,
            "closest": result.closest, "message": result.message, "reference": ref, "control": control}
     if args.json:

@@ -165,7 +165,7 @@ def plans_vs_controls(plans: pd.DataFrame, profile: str, split: str = "val", spe
 
 
 def answer_for(profile: str, model: str, dataset: str, reference: dict, speedup: float | None, val_n: int,
-               threshold_points: float) -> str:
+               threshold_points: float, val_accuracy: float | None = None) -> str:
     """:func:`answer` with this machine's controls of ``profile``, for a search or study whose baseline and plain int8
     artifact are ``reference`` (``int8_artifact``, ``fp32_val_accuracy``); says so when the controls were trained
     for another baseline (a different checkpoint) and are no control of this one."""
@@ -181,5 +181,21 @@ def answer_for(profile: str, model: str, dataset: str, reference: dict, speedup:
         if len(base) and Path(base.checkpoint.iloc[0]).stem != stem:
             return (f"the controls of profile {profile!r} on this machine were trained for baseline "
                     f"{Path(base.checkpoint.iloc[0]).stem}, not this search's {stem}: no narrow-network comparison")
-    return answer(controls, model, dataset, speedup, reference["fp32_val_accuracy"], val_n, threshold_points,
+    text = answer(controls, model, dataset, speedup, reference["fp32_val_accuracy"], val_n, threshold_points,
                   machine()["id"])
+    return text + (matched_bar_clause(controls, model, dataset, val_accuracy, val_n, threshold_points)
+                   if controls is not None and val_accuracy is not None else "")
+
+
+def matched_bar_clause(controls: pd.DataFrame, model: str, dataset: str, val_accuracy: float, val_n: int,
+                       threshold_points: float) -> str:
+    """'; against the budget-matched bar (...) the chosen plan clears it' (validation, counts), or '' without one."""
+    bm = controls[(controls.model == model) & (controls.dataset == dataset) & (controls.kind == "budget_matched")]
+    if not len(bm):
+        return ""
+    b = bm.iloc[0]
+    ok = clears(correct_count(val_accuracy, val_n), val_n, correct_count(b.fp32_val_accuracy, int(b.val_n)),
+                int(b.val_n), threshold_points)
+    return (f"; against the budget-matched bar ({100 * b.fp32_val_accuracy - threshold_points:.2f}% on validation: the "
+            f"unpruned network trained from scratch for {b.budget:.2f} passes, minus {threshold_points:g} point) the "
+            f"chosen plan's {100 * val_accuracy:.2f}% {'clears it' if ok else 'misses it'}")

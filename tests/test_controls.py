@@ -270,3 +270,12 @@ def test_scratch_b_keeps_the_pruned_architecture_and_draws_new_weights():
         pruned_architecture({"steps": [{"method": "ptq"}]}, model, ctx)
     assert (verdict(0.02, 0.01), verdict(-0.02, 0.01), verdict(0.005, 0.01)) == (INHERIT, SCRATCH, TIE)
 
+
+
+def test_the_search_names_the_budget_matched_bar_beside_todays():
+    from helpers.curve import matched_bar_clause
+
+    c = controls(accs=(0.92, 0.91, 0.88), n=1000).assign(fp32_val_accuracy=[0.92, 0.91, 0.88])
+    assert "clears it" in matched_bar_clause(c, "resnet18", "d", 0.910, 1000, 1.0)  # 910 of 1000 is the bar exactly
+    assert "misses it" in matched_bar_clause(c, "resnet18", "d", 0.909, 1000, 1.0)
+    assert matched_bar_clause(c[c.kind != "budget_matched"], "resnet18", "d", 0.9, 1000, 1.0) == ""
