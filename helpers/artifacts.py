@@ -9,7 +9,7 @@ from torch import nn
 from helpers import paths
 from helpers.data import calibration_batches, load_dataset
 from helpers.export import export_tflite
-from helpers.provenance import code_digest
+from helpers.provenance import EXPORT_CODE, code_digest
 
 #: Calibration images of the one canonical plain int8 artifact of a baseline: 04 reports it, and 00, 03, 05,
 #: 06, 08 and the search time everything against it.
@@ -23,7 +23,7 @@ def artifact_path(record: dict, mode: str, calibration: int, per_channel: bool =
     """
     stem = Path(record["path"]).stem
     tag = f"{mode}-c{calibration}" + ("" if per_channel else "-pt") if mode == "int8" else mode
-    return paths.ARTIFACTS / stem / code_digest("export.py", "data.py") / f"{tag}.tflite"
+    return paths.ARTIFACTS / stem / code_digest(*EXPORT_CODE, "data.py") / f"{tag}.tflite"
 
 
 def deploy(model: nn.Module, record: dict, mode: str = "int8", calibration: int = 100, per_channel: bool = True,

@@ -69,9 +69,9 @@ def reference_ms(threads: int = 1) -> float:
 
 def _where() -> dict:
     """Part of every cache key: entries are latencies of this machine, made by this code."""
-    from helpers.provenance import code_digest, machine
+    from helpers.provenance import EXPORT_CODE, code_digest, machine
 
-    return {"machine": machine()["id"], "code": code_digest("lut.py", "export.py", "latency.py")}
+    return {"machine": machine()["id"], "code": code_digest("lut.py", "latency.py", *EXPORT_CODE)}
 
 
 def _cached(key: str, cache_dir: Path, compute) -> tuple[dict, bool]:

@@ -109,11 +109,11 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
     artifact is then timed against it in alternating blocks. Artifacts and the per-plan record land in
     runs/<profile>/plans/<checkpoint>/<plan hash>/. Accuracy is a fraction (``val_accuracy`` of the artifact).
     """
-    from helpers.provenance import code_digest, current_record
+    from helpers.provenance import EXPORT_CODE, code_digest, current_record
 
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
     # the folder carries a hash of the code that makes the artifact, so a code change never reuses a stale one
-    code = code_digest("compress", "export.py", "data.py", "train.py")
+    code = code_digest("compress", "data.py", "train.py", "models.py", *EXPORT_CODE)
     out = (paths.run_dir(profile) / "plans" / Path(record["path"]).stem
            / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
     budget = plan_budget(plan, record, ctx)  # in the plan's record.json too: every plan names its training budget

@@ -29,6 +29,11 @@ RESULT_PACKAGES = ("torch", "torchvision", "litert-torch", "ai-edge-litert", "ai
                    "tensorly", "pandas")
 
 
+#: The code that shapes an exported artifact: the exporter and the int8 recipe (quantizer, channel-last program) it
+#: calls. Every cache of exported files hashes all of it (tests/test_controls.py checks the exporter's imports).
+EXPORT_CODE = ("export.py", "int8_recipe.py")
+
+
 def code_digest(*modules: str, root: Path = PACKAGE_DIR) -> str:
     """Hash of the source of ``modules`` (paths relative to the package, e.g. 'train.py' or 'compress').
 
@@ -136,7 +141,7 @@ def characterise(threads: int = 1) -> dict:
     from helpers.latency import measure_tflite_paired
     from helpers.models import build_model
 
-    folder = paths.CACHE / "characterisation" / code_digest("models.py", "export.py")
+    folder = paths.CACHE / "characterisation" / code_digest("models.py", *EXPORT_CODE)
     files = {m: folder / f"resnet18x0.25-{m}.tflite" for m in ("fp32", "int8")}
     if not all(f.exists() for f in files.values()):
         torch.manual_seed(0)

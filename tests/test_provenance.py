@@ -104,3 +104,27 @@ def test_an_output_folder_is_replaced_as_one_unit(tmp_path):
     with pytest.raises(FileExistsError, match="exists as a file"):
         with atomic_folder(tmp_path / "afile", owned=()):
             pass
+
+
+def test_export_caches_hash_every_module_that_shapes_an_artifact(tmp_path):
+    """The exporter's own helpers imports (top level and inside functions) are in EXPORT_CODE or only write files or
+    silence logs; a one-line change to any module of a cache key gives a new key."""
+    import ast
+    import shutil
+
+    from helpers import provenance
+
+    tree = ast.parse((provenance.PACKAGE_DIR / "export.py").read_text())
+    imported = {n.module.split(".")[1] for n in ast.walk(tree)
+                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("helpers.")}
+    assert imported - {m[:-3] for m in provenance.EXPORT_CODE} <= {"io", "quiet"}, imported
+    pkg = tmp_path / "helpers"
+    shutil.copytree(provenance.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    keys = {"artifacts": (*provenance.EXPORT_CODE, "data.py"),
+            "plans": ("compress", "data.py", "train.py", "models.py", *provenance.EXPORT_CODE)}
+    for name, modules in keys.items():
+        for module in [m for m in modules if m.endswith(".py")]:
+            before = provenance.code_digest(*modules, root=pkg)
+            (pkg / module).write_text((pkg / module).read_text() + "\n# one line more\n")
+            provenance._digest.cache_clear()
+            assert provenance.code_digest(*modules, root=pkg) != before, f"{name} ignores {module}"
