@@ -103,7 +103,9 @@ def _evaluate(artifact: str, dataset: str, images: int) -> float:
     from helpers.data import load_dataset
     from helpers.runtime import evaluate_tflite
 
-    return evaluate_tflite(artifact, load_dataset(dataset, "test").subset(images))["accuracy"]
+    from helpers.paths import resolve
+
+    return evaluate_tflite(resolve(artifact), load_dataset(dataset, "test").subset(images))["accuracy"]
 
 
 def evaluate_where_made(executor, outcome: dict, dataset: str, test_ds) -> float:

@@ -164,6 +164,7 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
     Rows already in this machine's controls.csv (same checkpoint) are kept, not measured again, unless ``fresh``.
     The whole spec is checked (one sentence, nothing written) before the first network trains.
     """
+    from helpers import paths
     from helpers.artifacts import plain_int8
     from helpers.baselines import BaselineSpec
     from helpers.data import load_dataset
@@ -204,7 +205,7 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
             row = {"key": key, "model": arch, "dataset": ds, "kind": r["kind"], "fraction": r["fraction"],
                    "channels": "/".join(map(str, stage_channels(model))), "budget": r["budget"], "epochs": r["epochs"],
                    "train_s": rec["metrics"].get("train_seconds"), **figures,
-                   "checkpoint": relative(rec["path"]), "artifact": relative(artifact)}
+                   "checkpoint": paths.portable(rec["path"]), "artifact": paths.portable(artifact)}
             rows = [x for x in rows if x["key"] != key] + [row]
             preds[key] = correct
             save_predictions(profile, preds)
@@ -217,17 +218,6 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
 
     path = record_path(profile).parent / "controls.csv"
     return path if path.exists() else None
-
-
-def relative(path) -> str:
-    """A path relative to the repository when it lies inside it (committed tables hold no machine's absolute paths)."""
-    from helpers import paths
-
-    p = Path(path).resolve()
-    try:
-        return str(p.relative_to(paths.ROOT.resolve()))
-    except ValueError:
-        return str(p)
 
 
 def predictions_path(profile: str) -> Path:

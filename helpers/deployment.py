@@ -89,8 +89,8 @@ def placement_targets(artifacts: dict, dataset: str, pool: pd.DataFrame | None) 
     out = {f"{arch} {mode}": str(files[mode]) for (arch, ds), files in artifacts.items() if ds == dataset
            for mode in ("int8", "fp32")}
     if pool is not None:
-        from pathlib import Path
+        from helpers.paths import resolve
 
-        plans = pool[(pool["mode"] == "int8") & (pool.dataset == dataset) & pool.artifact.map(lambda p: Path(p).is_file())]
-        out |= {f"{r.model} {r.label}": r.artifact for r in plans.itertuples()}
+        plans = pool[(pool["mode"] == "int8") & (pool.dataset == dataset) & pool.artifact.map(lambda p: resolve(p).is_file())]
+        out |= {f"{r.model} {r.label}": str(resolve(r.artifact)) for r in plans.itertuples()}
     return out

@@ -97,6 +97,7 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
     """08's chosen plans against this machine's controls: the table of ``against_controls`` (paired per test image)
     and one line per dataset: the verdict against the curve and the tool's answer (a faster narrow network that
     meets the same bar on validation, named, or none). Without controls on this machine: (None, one sentence)."""
+    from helpers import paths
     from helpers.controls import load_controls, load_predictions
     from helpers.curve import answer
     from helpers.data import load_dataset
@@ -109,9 +110,10 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
                       for ds in summary.dataset.unique()]
     plan_correct = {}
     for r in summary.dropna(subset=["latency_ms"]).itertuples():
-        if Path(r.artifact).is_file() and r.artifact not in plan_correct:
+        if paths.resolve(r.artifact).is_file() and r.artifact not in plan_correct:
             test_ds = load_dataset(r.dataset, "test").subset(test_images)
-            plan_correct[r.artifact] = evaluate_tflite(r.artifact, test_ds)["predictions"] == test_ds.targets.numpy()
+            plan_correct[r.artifact] = (evaluate_tflite(paths.resolve(r.artifact), test_ds)["predictions"]
+                                        == test_ds.targets.numpy())
     table = against_controls(summary, controls, model, threshold_points, load_predictions(profile), plan_correct)
     lines = []
     for r in summary.itertuples():

@@ -19,6 +19,22 @@ CACHE = RUNS / "cache"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 
 
+def portable(path: str | os.PathLike) -> str:
+    """``path`` as records and committed tables hold it: relative to the repository when it lies inside it (so
+    results move between machines and checkouts), else absolute."""
+    p = Path(path).resolve()
+    try:
+        return str(p.relative_to(ROOT.resolve()))
+    except ValueError:
+        return str(p)
+
+
+def resolve(path: str | os.PathLike) -> Path:
+    """A path read from a record or table: a relative one is the repository's (see :func:`portable`)."""
+    p = Path(path)
+    return p if p.is_absolute() else ROOT / p
+
+
 def figures_dir(profile: str) -> Path:
     """Folder for a profile's figures: smoke runs stay under runs/ so they never overwrite results."""
     if profile == "smoke":

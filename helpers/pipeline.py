@@ -72,7 +72,7 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
         plan.verify_steps(records, snapshots, work, ctx, artifact)
         info = inspect_tflite(artifact)
         macs, params = count_macs_params(work, ctx.input_size, ctx.in_channels)
-        result = {"plan": plan.to_dict(), "steps": records, "artifact": str(final), "mode": spec["mode"],
+        result = {"plan": plan.to_dict(), "steps": records, "artifact": paths.portable(final), "mode": spec["mode"],
                   "full_integer": info.full_integer, "size_bytes": info.size_bytes,
                   "parameter_bytes": info.parameter_bytes, "macs": macs, "params": params,
                   "export_seconds": round(export_s, 2), "ops": info.ops,
@@ -80,9 +80,9 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
         t_timing = time.perf_counter()
         if timing.measure and timing.reference:
             ref_path, ref_ms = timing.reference
-            p = measure_tflite_paired(artifact, ref_path, timing.threads)
+            p = measure_tflite_paired(artifact, paths.resolve(ref_path), timing.threads)
             result["latency"] = {"median_ms": p.ratio * ref_ms, "iqr_ms": p.ratio_iqr * ref_ms, "cv": p.cv,
-                                 "noisy": p.noisy, "ratio_to_reference": p.ratio, "reference": str(ref_path),
+                                 "noisy": p.noisy, "ratio_to_reference": p.ratio, "reference": paths.portable(ref_path),
                                  "unpaired_median_ms": p.median_ms}
         elif timing.measure:
             lat = measure_tflite(artifact, timing.threads)

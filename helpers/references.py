@@ -32,7 +32,9 @@ def reference_point(model, record: dict, ctx: Context, threads: int = 1) -> dict
     pair = plain_int8_reference(model, record, threads)
     fp32 = deploy(model, record, "fp32")
     ratio = measure_tflite_paired(fp32, pair[0], threads).ratio
+    from helpers.paths import portable
+
     return {"fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "int8_latency_ms": pair[1],
             "int8_val_accuracy": evaluate_tflite(pair[0], ctx.val_ds, None, threads)["accuracy"],
-            "fp32_latency_ms": ratio * pair[1], "int8_artifact": str(pair[0]), "fp32_artifact": str(fp32),
-            "latency_reference": (str(pair[0]), pair[1])}
+            "fp32_latency_ms": ratio * pair[1], "int8_artifact": portable(pair[0]), "fp32_artifact": portable(fp32),
+            "latency_reference": (portable(pair[0]), pair[1])}

@@ -61,7 +61,7 @@ def run_scratch_b(profile: str, progress: bool = True, log=print) -> Path | None
     from helpers.artifacts import plain_int8
     from helpers.baselines import BaselineSpec
     from helpers.budget import epochs_for, total_passes
-    from helpers.controls import load_predictions, measure, measure_artifact, relative, save_predictions
+    from helpers.controls import load_predictions, measure, measure_artifact, save_predictions
     from helpers.data import calibration_batches, load_dataset
     from helpers.export import export_tflite
     from helpers.figures import load_table, save_table
@@ -82,7 +82,7 @@ def run_scratch_b(profile: str, progress: bool = True, log=print) -> Path | None
     rows, preds = [], load_predictions(profile)
     chosen = summary.dropna(subset=["latency_ms"]).drop_duplicates(subset=["dataset", "artifact"])
     for r in chosen.itertuples():
-        artifact = paths.ROOT / r.artifact if not Path(r.artifact).is_absolute() else Path(r.artifact)
+        artifact = paths.resolve(r.artifact)
         if not artifact.exists():
             log(f"{r.dataset} {r.method}: the chosen plan's artifact {r.artifact} is not on this machine; skipped")
             continue
@@ -112,7 +112,7 @@ def run_scratch_b(profile: str, progress: bool = True, log=print) -> Path | None
                "val_n": mine["val_n"], "plan_test_accuracy": mine["int8_test_accuracy"],
                "scratch_test_accuracy": theirs["int8_test_accuracy"], "test_n": mine["test_n"],
                "difference_points": 100 * diff, "noise_points": 100 * half, "verdict": verdict(diff, half),
-               "plan_artifact": relative(artifact), "scratch_artifact": relative(out)}
+               "plan_artifact": paths.portable(artifact), "scratch_artifact": paths.portable(out)}
         rows.append(row)
         save_predictions(profile, preds)
         path = save_table(pd.DataFrame(rows), "scratch_b", profile)

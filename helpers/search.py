@@ -89,7 +89,9 @@ def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
     if path.exists():
         ref = json.loads(path.read_text())
         artifact = (ref.get("latency_reference") or [None])[0]
-        if artifact and not Path(artifact).exists():
+        from helpers.paths import resolve
+
+        if artifact and not resolve(artifact).exists():
             raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; delete {path} "
                               "and the search's logs to start the search over")
         return ref

@@ -453,7 +453,8 @@ def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
     if not path.exists():
         from helpers.io import write_json
 
-        write_json(path, {"accuracy": evaluate_tflite(ref["fp32_artifact"], test_ds)["accuracy"], "n": len(test_ds)})
+        write_json(path, {"accuracy": evaluate_tflite(paths.resolve(ref["fp32_artifact"]), test_ds)["accuracy"],
+                          "n": len(test_ds)})
     return json.loads(path.read_text())["accuracy"]
 
 
@@ -467,8 +468,8 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None) -
         return {**row, "chosen": None, "latency_ms": np.nan, "val_accuracy": np.nan, "test_accuracy": np.nan,
                 "test_n": len(test_ds), "summary": f"no final run cleared the bar ({fin.message})"}
     b = fin.best
-    if Path(b["artifact"]).is_file():
-        test = evaluate_tflite(b["artifact"], test_ds)["accuracy"]
+    if paths.resolve(b["artifact"]).is_file():
+        test = evaluate_tflite(paths.resolve(b["artifact"]), test_ds)["accuracy"]
     else:  # made on another machine of the cluster: scored there, on the same test split
         from helpers.cluster import evaluate_where_made
 
