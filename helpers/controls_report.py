@@ -27,8 +27,13 @@ def machine_section(folder: Path, threshold_points: float = 1.0) -> list[str]:
 
     controls = _table(folder, "controls")
     if controls is None:
-        return [f"**Controls**: not measured on this machine (run `make controls`): no claim above is attributed to "
-                "compression against a narrower network trained from scratch.", ""]
+        lines = [f"**Controls**: not measured on this machine (run `make controls`): no claim above is attributed to "
+                 "compression against a narrower network trained from scratch.", ""]
+        summary = _table(folder, "search_summary")
+        if summary is not None:
+            lines += ["O8's chosen plans:", ""] + study_controls(
+                folder, summary, {"architecture": "resnet18", "threshold": threshold_points}, folder.parent.parent)
+        return lines
     c = with_interval(with_interval(controls, "int8_val_accuracy", "val_n"), "int8_test_accuracy", "test_n")
     lines = _md("**Controls** (`make controls`: networks trained from scratch with the baseline's recipe for the budget "
                 "shown, in passes over the training split; int8 artifacts of the canonical recipe timed against plain "
@@ -122,9 +127,9 @@ def study_controls(folder: Path, chosen: pd.DataFrame, cfg: dict, results: Path)
     controls = pd.read_csv(source)
     t = against_controls(chosen, controls, cfg["architecture"], cfg["threshold"])
     same = source == own
-    head = ("Against both bars and the curve (controls measured on this study's machine; test, once; counts):"
+    head = ("Against both bars and the curve (controls measured on the machine of these plans; test, once; counts):"
             if same else f"Against both bars (the budget-matched baseline's accuracy from the controls of machine "
-                         f"`{source.parent.name}`: accuracy only; the curve needs latencies from this study's machine "
+                         f"`{source.parent.name}`: accuracy only; the curve needs latencies from the machine of these plans, "
                          f"`{folder.name}`, where `make controls` has not run, so no curve verdict):")
     return _md(head, ["dataset", "seed", "method", "speed-up", "test acc.", "today's bar", "budget-matched bar"]
                + (["curve verdict"] if same else []),
@@ -136,10 +141,12 @@ def study_controls(folder: Path, chosen: pd.DataFrame, cfg: dict, results: Path)
 
 
 def _bar_counts(t: pd.DataFrame) -> list[str]:
-    if not len(t) or t.matched_bar_test.isna().all():
+    m = t.dropna(subset=["matched_bar_test"])
+    if not len(m):
         return []
-    return [f"Chosen plans clearing today's bar on test: {int(t.clears_bar.sum())} of {len(t)}; clearing the "
-            f"budget-matched bar: {int(t.clears_matched_bar.fillna(False).astype(bool).sum())} of {len(t)}.", ""]
+    return [f"Chosen plans clearing today's bar on test: {int(m.clears_bar.sum())} of {len(m)}; clearing the "
+            f"budget-matched bar: {int(m.clears_matched_bar.astype(bool).sum())} of {len(m)} (datasets with a "
+            "budget-matched baseline).", ""]
 
 
 def _ci(acc, lo, hi) -> str:

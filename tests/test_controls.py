@@ -206,11 +206,11 @@ def test_a_study_elsewhere_gets_the_budget_matched_bar_but_no_curve_verdict(tmp_
     lines = "\n".join(study_controls(study, chosen, {"architecture": "resnet18", "threshold": 1.0}, tmp_path))
     assert "from the controls of machine `xeon`: accuracy only" in lines and "| curve verdict |" not in lines
     # today's bar 89.80%: both clear; budget-matched bar 91.00% (0.92 - 1 point): both miss
-    assert "Chosen plans clearing today's bar on test: 2 of 2; clearing the budget-matched bar: 0 of 2." in lines
+    assert "Chosen plans clearing today's bar on test: 2 of 2; clearing the budget-matched bar: 0 of 2" in lines
     (tmp_path / "default" / "epyc").mkdir()
     committed_controls(tmp_path / "default" / "epyc")
     same = "\n".join(study_controls(study, chosen, {"architecture": "resnet18", "threshold": 1.0}, tmp_path))
-    assert "controls measured on this study's machine" in same and "| not distinguishable |" in same
+    assert "controls measured on the machine of these plans" in same and "| not distinguishable |" in same
 
 
 def test_the_machine_section_states_convergence_budgets_and_the_answer(tmp_path):
