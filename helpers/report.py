@@ -208,27 +208,30 @@ def study_sections(root: Path) -> list[str]:
     """The O8 study of each committed study folder (results/study/<name>/<machine>/): its pre-registered
     criterion, how far it has run, the verdict per dataset with its interval, the fidelity check and the
     chosen plans' test accuracy against the bar."""
-    return [line for folder in sorted(p for p in root.glob("*/*") if (p / "study.json").exists())
+    from helpers.trials import StudyLayout
+
+    return [line for folder in sorted(p for p in root.glob("*/*") if StudyLayout(p).meta.exists())
             for line in study_section(folder)]
 
 
 def study_section(folder: Path) -> list[str]:
     """One study folder's section (markdown lines): criterion, progress, verdict, fidelity, chosen plans."""
     from helpers.study import fidelity, verdict
+    from helpers.trials import StudyLayout
 
-    lines = []
-    meta = json.loads((folder / "study.json").read_text())
+    lines, layout = [], StudyLayout(folder)
+    meta = json.loads(layout.meta.read_text())
     cfg, crit = meta["config"], meta["criterion"]
-    chosen = pd.read_csv(folder / "chosen.csv") if (folder / "chosen.csv").exists() else pd.DataFrame()
+    chosen = pd.read_csv(layout.chosen) if layout.chosen.exists() else pd.DataFrame()
     planned = len(cfg["datasets"]) * len(cfg["seeds"]) * len(cfg["methods"])
     lines += [f"### O8 study `{cfg['name']}` on machine `{folder.name}`", "",
               f"Pre-registered criterion: {crit['statistic']} of {crit['metric']}, {int(100 * crit['interval'])}% "
               f"bootstrap interval; success: {crit['success']}; {crit['no_plan']}. Budget {cfg['budget']} screening "
               f"trials per search ({cfg['n_initial']} shared initial points), {cfg['final_runs']} long fine-tune runs "
               f"per search for every method. Searches finished: {len(chosen)} of {planned}.", ""]
-    if (folder / "run_record.json").exists():
+    if layout.run_record.exists():
         lines += ["Machine (every latency of this study was measured here): "
-                  + machine_line(json.loads((folder / "run_record.json").read_text())), ""]
+                  + machine_line(json.loads(layout.run_record.read_text())), ""]
     v = verdict(chosen, crit, planned_seeds=len(cfg["seeds"])) if len(chosen) else pd.DataFrame()
     if len(v):
         lines += _md("Verdict per dataset (GP latency / random latency, per seed):",

@@ -25,7 +25,8 @@ import numpy as np
 import pandas as pd
 
 from helpers import paths
-from helpers.search import METHODS, SURROGATES, SearchError, read_log
+from helpers.search import METHODS, SURROGATES, SearchError
+from helpers.trials import StudyLayout, read_log
 
 CRITERION = {"metric": "latency of the GP's chosen plan / random search's, per seed (paired, same initial points)",
              "statistic": "median over seeds", "interval": 0.90, "success": "upper bound of the interval < 1.0",
@@ -68,7 +69,7 @@ class StudyConfig:
 
     def key(self) -> str:
         """A hash of everything that decides the study's trials (not the seeds or methods run so far)."""
-        from helpers.provenance import config_key
+        from helpers.identity import config_key
 
         d = asdict(self)
         for k in ("seeds", "methods"):
@@ -169,7 +170,7 @@ def _check_fields(cfg: StudyConfig, where: str) -> None:
     from helpers.models import MODELS
     from helpers.objective import OBJECTIVES
     from helpers.params import per_dataset
-    from helpers.runner import PROFILES
+    from helpers.params import PROFILES
 
     number = (int, float)
     if isinstance(cfg.threshold, bool) or not isinstance(cfg.threshold, number) or not 0 <= cfg.threshold < 100:
@@ -236,19 +237,20 @@ def open_folder(cfg: StudyConfig, resume: bool, within: str | None = None) -> Pa
     latencies would mix machines: start it whole here without ``--resume``).
     """
     from helpers.io import write_json
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     folder = study_dir(cfg, machine()["id"], within)
-    meta = folder / "study.json"
+    layout = StudyLayout(folder)
+    meta = layout.meta
     if meta.exists():
         old = json.loads(meta.read_text())
         if old.get("key") != cfg.key():
             raise SearchError(f"results folder {folder} holds study {cfg.name!r} with another config (key "
                               f"{old.get('key')} vs {cfg.key()}); give the changed study a new name or delete the folder")
-        if not resume and any(folder.glob("*.jsonl")):
+        if not resume and layout.has_trials():
             raise SearchError(f"study {cfg.name!r} already has trials in {folder}; pass --resume to continue it")
     else:
-        others = ([p.name for p in folder.parent.iterdir() if (p / "study.json").exists() and p != folder]
+        others = ([p.name for p in folder.parent.iterdir() if StudyLayout(p).meta.exists() and p != folder]
                   if folder.parent.exists() else [])
         if resume and others:
             raise SearchError(f"study {cfg.name!r} was run on machine(s) {', '.join(others)}, not on this one "
@@ -261,19 +263,18 @@ def open_folder(cfg: StudyConfig, resume: bool, within: str | None = None) -> Pa
 def committed(path: str | Path) -> Path | None:
     """The folder of the study at ``path`` (relative paths: from the repository root) to draw: this machine's if
     it has one, else the machine's with the most finished searches; None when no machine has run this config yet."""
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     path = Path(path)
     cfg = load_study(path if path.is_absolute() or path.exists() else paths.ROOT / path)  # notebooks run in notebooks/
     here = machine()["id"]
-    folders = [f for f in study_dir(cfg, here).parent.glob("*/study.json")
-               if json.loads(f.read_text()).get("key") == cfg.key()]
+    layouts = [StudyLayout(f) for f in study_dir(cfg, here).parent.glob("*")]
+    folders = [x for x in layouts if x.meta.exists() and json.loads(x.meta.read_text()).get("key") == cfg.key()]
 
-    def rank(meta: Path):
-        return (meta.parent.name == here, len(pd.read_csv(meta.parent / "chosen.csv"))
-                if (meta.parent / "chosen.csv").exists() else 0)
+    def rank(x: StudyLayout):
+        return (x.folder.name == here, len(pd.read_csv(x.chosen)) if x.chosen.exists() else 0)
 
-    return max(folders, key=rank).parent if folders else None
+    return max(folders, key=rank).folder if folders else None
 
 
 def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool = True,
@@ -302,36 +303,38 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     from helpers.params import per_dataset
     from helpers.pipeline import context
     from helpers.provenance import current_record
-    from helpers.runner import load_profile
-    from helpers.search import Objective, confirm_front, prepare, run_search
+    from helpers.params import load_profile
+    from helpers.experiment import prepare
+    from helpers.search import Objective, confirm_front, run_search
 
     folder = open_folder(cfg, resume, within)
+    layout = StudyLayout(folder)
     profile = within or record_profile(cfg)
-    before = json.loads((folder / "run_record.json").read_text()) if (folder / "run_record.json").exists() else None
+    before = json.loads(layout.run_record.read_text()) if layout.run_record.exists() else None
     record = current_record(profile)  # the study's own run record, characterised, in its folder; every trial names it
     if before and before.get("id") != record["id"]:  # a resume under other code or installs: keep the earlier record
-        write_json(folder / "run_records" / f"{before['id']}.json", before)
+        write_json(layout.earlier_record(before["id"]), before)
     if executor is not None:
         from helpers.cluster import workers
 
-        write_json(folder / "workers.json", {"target": record["machine"], "workers": workers(executor)})
+        write_json(layout.workers, {"target": record["machine"], "workers": workers(executor)})
     spec = BaselineSpec.parse(cfg.baseline_spec or load_profile(cfg.profile)["common"]["baseline_spec"])
     template = CompressionPlan.from_dict(cfg.template)
     free = template.free_parameters()
     final_epochs_of = per_dataset("final_epochs", cfg.final_epochs, cfg.datasets)
     slack_of = per_dataset("screen_slack", cfg.screen_slack, cfg.datasets)
     per_search = cfg.budget + cfg.final_runs
-    tags = [(ds, seed, m, f"{ds}-s{seed}-{m}") for ds in cfg.datasets for seed in cfg.seeds for m in cfg.methods]
-    done = sum(min(per_search, len(read_log(folder / f"{t}.jsonl")) + len(read_log(folder / f"{t}-final.jsonl")))
-               for *_, t in tags)
+    tags = [(ds, seed, m, layout.tag(ds, seed, m)) for ds in cfg.datasets for seed in cfg.seeds for m in cfg.methods]
+    done = sum(min(per_search, len(read_log(layout.log(ds, seed, m))) + len(read_log(layout.log(ds, seed, m, True))))
+               for ds, seed, m, _ in tags)
     bar = tqdm(total=len(tags) * per_search, initial=done, desc=f"study {cfg.name}", unit="trial",
                disable=not progress)
     setups = {}
     for ds in cfg.datasets:  # on the client: baselines, references (the target machine's), test sets
         model, rec = spec.build(cfg.architecture, ds)
         ctx = context(ds, cfg.finetune_images, cfg.val_images)
-        s = prepare(template, model, rec, ctx, profile, reference_file(folder, ds), final_epochs_of[ds],
-                    networks=folder / f"{ds}-networks", executor=executor,
+        s = prepare(template, model, rec, ctx, profile, layout.reference(ds), final_epochs_of[ds],
+                    networks=layout.networks(ds), executor=executor,
                     data=(ds, cfg.finetune_images, cfg.val_images, 0, worker_threads))
         test_ds = load_dataset(ds, "test").subset(cfg.test_images)
         ref, fp32_test = s.reference, _fp32_test(folder, ds, s.reference, test_ds)
@@ -351,9 +354,9 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
 
         with lock:  # both methods of a seed get one slack (a calibrated one is fixed when the first asks)
             slack = search_slack(cfg, folder, ds, seed, obj.bar, slack_of[ds])
-        res = run_search(s.screen, free, obj.lowered(slack), cfg.budget, folder / f"{tag}.jsonl", m, seed,
+        res = run_search(s.screen, free, obj.lowered(slack), cfg.budget, layout.log(ds, seed, m), m, seed,
                          cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
-        fin = confirm_front(res.trials[:cfg.budget], obj, s.final, folder / f"{tag}-final.jsonl", cfg.final_runs,
+        fin = confirm_front(res.trials[:cfg.budget], obj, s.final, layout.log(ds, seed, m, True), cfg.final_runs,
                             on_trial=tick)
         row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor), "screen_slack": slack}
         with lock:
@@ -411,10 +414,9 @@ def search_slack(cfg: StudyConfig, folder: Path, ds: str, seed: int, bar: float,
         return float(prior)
     from helpers.io import write_json
 
-    path = folder / f"{ds}-s{seed}.slack.json"
+    path = StudyLayout(folder).slack(ds, seed)
     if not path.exists():
-        finals = [r for p in sorted(folder.glob(f"{ds}-s*-final.jsonl")) if not p.name.startswith(f"{ds}-s{seed}-")
-                  for r in read_log(p)]
+        finals = [r for x in StudyLayout(folder).logs(ds, final=True) if x["seed"] != seed for r in read_log(x["path"])]
         slack, how = calibrated_slack(finals, bar, prior)
         write_json(path, {"slack_points": slack, "how": how})
     return _used_slack(folder, ds, seed, prior)
@@ -440,16 +442,11 @@ def matched_reference(cfg: StudyConfig, spec, record: dict, ds: str, ctx, test_d
             evaluate_tflite(fp32, test_ds)["accuracy"])
 
 
-def reference_file(folder: Path, ds: str) -> Path:
-    """The file holding a study dataset's reference figures (plain int8 latency, fp32 validation accuracy)."""
-    return folder / f"{ds}-reference.json"
-
-
 def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
     """The fp32 artifact's test accuracy (the test bar's base), computed once per dataset and kept in the folder."""
     from helpers.runtime import evaluate_tflite
 
-    path = folder / f"{ds}-fp32-test.json"
+    path = StudyLayout(folder).fp32_test(ds)
     if not path.exists():
         from helpers.io import write_json
 
@@ -483,10 +480,11 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None) -
 def _write_chosen(folder: Path, rows: list[dict]) -> None:
     from helpers.io import atomic_path
 
-    old = pd.read_csv(folder / "chosen.csv") if (folder / "chosen.csv").exists() else pd.DataFrame()
+    chosen = StudyLayout(folder).chosen
+    old = pd.read_csv(chosen) if chosen.exists() else pd.DataFrame()
     new = pd.DataFrame(rows).drop(columns=["summary"])
     both = pd.concat([old, new]).drop_duplicates(["dataset", "seed", "method"], keep="last") if len(old) else new
-    with atomic_path(folder / "chosen.csv") as tmp:
+    with atomic_path(chosen) as tmp:
         both.sort_values(["dataset", "seed", "method"]).to_csv(tmp, index=False)
 
 
@@ -528,11 +526,12 @@ def fidelity(folder: Path) -> pd.DataFrame:
     slack :func:`calibrated_slack` fits on all of them (what a calibrated rule would use next)."""
     from scipy.stats import spearmanr
 
-    meta = json.loads((folder / "study.json").read_text())["config"] if (folder / "study.json").exists() else None
+    layout = StudyLayout(folder)
+    meta = json.loads(layout.meta.read_text())["config"] if layout.meta.exists() else None
     rows = []
-    for f in sorted(folder.glob("*-final.jsonl")):
-        ds, seed = f.name.split("-s")[0], int(f.name.split("-s")[1].split("-")[0])
-        for r in read_log(f):
+    for x in layout.logs(final=True):
+        ds, seed = x["dataset"], x["seed"]
+        for r in read_log(x["path"]):
             if r.get("status") == "ok":
                 rows.append({"dataset": ds, "seed": seed, "screen": r["screen_accuracy"], "final": r["accuracy"],
                              "passes": r["feasible"], "row": r})
@@ -543,7 +542,7 @@ def fidelity(folder: Path) -> pd.DataFrame:
             rho = spearmanr(d.screen, d.final).statistic if len(d) > 2 else np.nan
         row = {"dataset": ds, "final_runs": len(d), "spearman": float(rho), "passing": int(d.passes.sum()),
                "mean_gain_points": float(100 * (d.final - d.screen).mean())}
-        ref = reference_file(folder, ds)
+        ref = layout.reference(ds)
         if meta is not None and ref.exists():
             bar = json.loads(ref.read_text())["fp32_val_accuracy"] - meta["threshold"] / 100
             prior = meta["screen_slack"][ds] if isinstance(meta["screen_slack"], dict) else meta["screen_slack"]
@@ -557,42 +556,17 @@ def fidelity(folder: Path) -> pd.DataFrame:
 
 def _used_slack(folder: Path, ds: str, seed: int, prior: float) -> float:
     """The slack a seed's searches ran under: its calibrated slack file, else the constant ``prior``."""
-    path = folder / f"{ds}-s{seed}.slack.json"
+    path = StudyLayout(folder).slack(ds, seed)
     return float(json.loads(path.read_text())["slack_points"]) if path.exists() else float(prior)
-
-
-def write_figures(cfg: StudyConfig, folder: Path) -> list[Path]:
-    """The study's figures (convergence bands, Pareto fronts with the chosen plans, screening vs final) as PNG
-    in ``<folder>/figures/``, drawn from the logs alone; the study command is their one producer."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from helpers.io import atomic_path
-    from helpers.plots import screening_vs_final, study_convergence, study_pareto
-
-    chosen = pd.read_csv(folder / "chosen.csv") if (folder / "chosen.csv").exists() else pd.DataFrame(
-        columns=["dataset", "method", "latency_ms", "val_accuracy"])
-    out = []
-    for name, fig in (("study_convergence", study_convergence(folder, cfg.datasets, cfg.methods)),
-                      ("study_pareto", study_pareto(folder, cfg.datasets, cfg.methods, chosen)),
-                      ("study_screening_vs_final", screening_vs_final(folder, cfg.datasets))):
-        fig.tight_layout()
-        with atomic_path(folder / "figures" / f"{name}.png") as tmp:
-            fig.savefig(tmp, dpi=120, format="png")
-        plt.close(fig)
-        out.append(folder / "figures" / f"{name}.png")
-    return out
 
 
 def cost_table(folder: Path) -> pd.DataFrame:
     """Mean seconds per trial by phase (fine-tune, other compression, export, timing, accuracy), screening and
     final runs apart, over the trials that ran (not those that reused a network's outcome)."""
     rows = []
-    for p in sorted(folder.glob("*-s*-*.jsonl")):
-        stage = "final" if p.stem.endswith("-final") else "screening"
-        for r in read_log(p):
+    for x in StudyLayout(folder).logs():
+        stage = "final" if x["final"] else "screening"
+        for r in read_log(x["path"]):
             if r.get("status") == "ok" and isinstance(r.get("cost"), dict) and not r.get("same_network_as"):
                 rows.append({"stage": stage, **r["cost"], "total_s": r["seconds"]})
     if not rows:

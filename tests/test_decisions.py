@@ -127,7 +127,7 @@ def test_verdict_lines_state_the_test_verdict_and_the_faster_misses(tmp_path):
     import pandas as pd
 
     from helpers.final_report import summary_table, verdict_lines
-    from helpers.search import append_log
+    from helpers.trials import append_log
 
     base = {"dataset": "d", "seed": 0, "fp32_val_accuracy": 0.92, "fp32_test_accuracy": 0.91, "int8_latency_ms": 0.11,
             "fp32_latency_ms": 0.35, "test_n": 1000}
@@ -170,7 +170,7 @@ def test_notebook_defaults_are_the_smoke_profile():
     """A notebook run by hand trains the same baselines and runs the same plans as the smoke chain."""
     import papermill as pm
 
-    from helpers.runner import load_profile, parameters_for
+    from helpers.params import load_profile, parameters_for
 
     smoke = load_profile("smoke")
     for path in _notebooks():

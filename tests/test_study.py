@@ -13,7 +13,8 @@ import pytest
 import yaml
 
 from helpers import paths
-from helpers.search import SearchError, append_log
+from helpers.search import SearchError
+from helpers.trials import append_log
 from helpers.study import fidelity, load_study, parse_seeds, verdict
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
@@ -139,9 +140,10 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
     """SIGKILL at three moments, then --resume: no finished trial lost or repeated, and every search is the
     uninterrupted one (its log, replayed through a search that returns the logged outcomes, gives the same
     trials in the same order); the report writes the study section."""
-    from helpers.provenance import machine
+    from helpers.identity import machine
     from helpers.report import study_sections
-    from helpers.search import Objective, read_log, run_search
+    from helpers.search import Objective, run_search
+    from helpers.trials import read_log
     from helpers.compress.plan import CompressionPlan
     from helpers.study import study_dir
 
