@@ -31,7 +31,9 @@ def _cmd_study(args) -> int:
     import pandas as pd
 
     from helpers.plots import write_study_figures
-    from helpers.study import cost_table, fidelity, load_study, run_study, verdict
+    from helpers.study import run_study
+    from helpers.study_analysis import cost_table, fidelity, verdict
+    from helpers.study_config import load_study
 
     from helpers.cluster import executor_for
 

@@ -216,7 +216,7 @@ def study_sections(root: Path) -> list[str]:
 
 def study_section(folder: Path) -> list[str]:
     """One study folder's section (markdown lines): criterion, progress, verdict, fidelity, chosen plans."""
-    from helpers.study import fidelity, verdict
+    from helpers.study_analysis import fidelity, verdict
     from helpers.trials import StudyLayout
 
     lines, layout = [], StudyLayout(folder)

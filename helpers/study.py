@@ -1,4 +1,4 @@
-"""O8 as an experiment: GP against simpler search, several seeds, both datasets, equal fidelity, one verdict.
+"""O8 as an experiment, run (config: ``study_config``; analysis: ``study_analysis``): GP against simpler search, several seeds, both datasets, equal fidelity, one verdict.
 
 A study is, for each dataset, seed and method: a search with the same budget and (per seed) the same initial
 random points, then the same second fidelity for every method (its own screening front re-run with the long
@@ -16,204 +16,17 @@ replays each log); one study's latencies all come from one machine (its folder i
 from __future__ import annotations
 
 import json
-import re
-import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from helpers import paths
-from helpers.search import METHODS, SURROGATES, SearchError
+from helpers.search import SearchError
+from helpers.study_analysis import _used_slack, calibrated_slack
+from helpers.study_config import StudyConfig, load_study
 from helpers.trials import StudyLayout, read_log
-
-CRITERION = {"metric": "latency of the GP's chosen plan / random search's, per seed (paired, same initial points)",
-             "statistic": "median over seeds", "interval": 0.90, "success": "upper bound of the interval < 1.0",
-             "no_plan": "a method that clears no bar for a seed scores the plain int8 latency (what one would deploy)"}
-
-
-SCREEN_RULES = ("constant", "calibrated")
-BARS = ("baseline", "budget_matched")
-#: final runs a calibrated screening rule needs before it replaces the prior slack (two seeds of two methods'
-#: two final runs: fewer points than that move a fitted line more than they inform it)
-MIN_CALIBRATION_RUNS = 8
-
-
-@dataclass
-class StudyConfig:
-    """A study, read from YAML (:func:`load_study`); ``criterion`` is the pre-registered verdict rule."""
-
-    name: str
-    template: dict
-    datasets: list = field(default_factory=lambda: ["fashion_mnist", "glyphs"])
-    architecture: str = "resnet18"
-    seeds: list = field(default_factory=lambda: [0, 1, 2, 3, 4])
-    methods: list = field(default_factory=lambda: ["gp", "random"])
-    budget: int = 20
-    n_initial: int = 5
-    final_runs: int = 2
-    final_epochs: dict | float = 2.0
-    screen_slack: dict | float = 3.0
-    screen_rule: str = "constant"  # constant: screen_slack | calibrated: fitted on earlier seeds' final runs
-    threshold: float = 1.0
-    objective: str = "constrained"
-    surrogate: str = "composite"
-    profile: str = "default"
-    baseline_spec: dict | None = None  # None: the profile's common.baseline_spec
-    finetune_images: int | None = None
-    val_images: int | None = 2000
-    test_images: int | None = None
-    bar: str = "baseline"  # the primary bar: baseline (the baseline's accuracy) | budget_matched (see helpers.controls)
-    criterion: dict = field(default_factory=lambda: dict(CRITERION))
-
-    def key(self) -> str:
-        """A hash of everything that decides the study's trials (not the seeds or methods run so far)."""
-        from helpers.identity import config_key
-
-        d = asdict(self)
-        for k in ("seeds", "methods"):
-            d.pop(k)
-        if d["screen_rule"] == "constant":  # added after the first study: its absence keeps that study's key
-            d.pop("screen_rule")
-        if d["bar"] == "baseline":  # likewise
-            d.pop("bar")
-        return config_key(d)
-
-
-def parse_seeds(text) -> list[int]:
-    """'0-4', '0,2,5' or a list of whole numbers; ValueError in one sentence otherwise."""
-    if isinstance(text, list):
-        items = text
-    else:
-        m = re.fullmatch(r"\s*(\d+)\s*-\s*(\d+)\s*", str(text))
-        if m:
-            lo, hi = int(m.group(1)), int(m.group(2))
-            if hi < lo:
-                raise ValueError(f"seed range {text!r} runs backwards; write it low-high, e.g. 0-4")
-            return list(range(lo, hi + 1))
-        items = [s.strip() for s in str(text).split(",")]
-    try:
-        seeds = [int(s) for s in items]
-    except (TypeError, ValueError):
-        raise ValueError(f"seeds {text!r} are malformed; give a range like 0-4 or a list like 0,1,2") from None
-    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-        raise ValueError(f"seeds {text!r} must be distinct whole numbers >= 0, at least one")
-    return seeds
-
-
-def load_study(path: str | Path, seeds=None, methods=None) -> StudyConfig:
-    """The study config at ``path`` (YAML), checked whole; ``seeds``/``methods`` override the file's lists."""
-    import yaml
-
-    from helpers.io import yaml_problem
-
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"study config {path} does not exist")
-    try:
-        raw = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        raise SearchError(f"study config {path} is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
-    if not isinstance(raw, dict):
-        raise SearchError(f"study config {path} must be a mapping of fields, not a {type(raw).__name__}")
-    known = set(StudyConfig.__dataclass_fields__)
-    unknown = sorted(set(raw) - known)
-    if unknown:
-        raise SearchError(f"study config {path}: unknown field {unknown[0]!r}; known: {', '.join(sorted(known))}")
-    for need in ("name", "template"):
-        if need not in raw:
-            raise SearchError(f"study config {path}: missing {need!r}")
-    return check(StudyConfig(**raw), f"study config {path}", seeds, methods)
-
-
-def check(cfg: StudyConfig, where: str, seeds=None, methods=None) -> StudyConfig:
-    """``cfg`` with its seeds parsed and every field checked; SearchError naming ``where`` and the fix otherwise."""
-    from helpers.compress.plan import CompressionPlan, PlanError
-
-    cfg.seeds = parse_seeds(seeds if seeds is not None else cfg.seeds)
-    cfg.methods = list(methods if methods is not None else cfg.methods)
-    bad = [m for m in cfg.methods if m not in METHODS]
-    if bad or not cfg.methods:
-        raise SearchError(f"{where}: method {bad[0] if bad else None!r} is not one of {', '.join(METHODS)}")
-    if cfg.screen_rule not in SCREEN_RULES:
-        raise SearchError(f"{where}: screen_rule {cfg.screen_rule!r} is not one of {', '.join(SCREEN_RULES)}")
-    if cfg.bar not in BARS:
-        raise SearchError(f"{where}: bar {cfg.bar!r} is not one of {', '.join(BARS)}")
-    if cfg.surrogate not in SURROGATES:
-        raise SearchError(f"{where}: surrogate {cfg.surrogate!r} is not one of {', '.join(SURROGATES)}")
-    for name in ("budget", "n_initial", "final_runs"):
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise SearchError(f"{where}: {name} {v!r} must be a whole number of at least 1")
-    if cfg.budget < cfg.n_initial:
-        raise SearchError(f"{where}: budget {cfg.budget} is smaller than n_initial {cfg.n_initial}; the GP "
-                          "would never propose: raise the budget or lower n_initial")
-    _check_fields(cfg, where)
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", str(cfg.name)):
-        raise SearchError(f"{where}: name {cfg.name!r} must be letters, digits, '-', '_' or '.'")
-    try:
-        free = CompressionPlan.from_dict(cfg.template).free_parameters()
-    except PlanError as exc:
-        raise SearchError(f"{where}, template: {exc}") from None
-    if not free:
-        raise SearchError(f"{where}, template: no free parameters to search")
-    return cfg
-
-
-def _check_fields(cfg: StudyConfig, where: str) -> None:
-    """Threshold, architecture, datasets, objective, per-dataset values, sizes and the criterion, each refused in one
-    sentence before the study writes anything."""
-    import math
-
-    from helpers.data import DATASETS
-    from helpers.models import MODELS
-    from helpers.objective import OBJECTIVES
-    from helpers.params import per_dataset
-    from helpers.params import PROFILES
-
-    number = (int, float)
-    if isinstance(cfg.threshold, bool) or not isinstance(cfg.threshold, number) or not 0 <= cfg.threshold < 100:
-        raise SearchError(f"{where}: threshold {cfg.threshold!r} must be accuracy points in [0, 100)")
-    if cfg.architecture not in MODELS:
-        raise SearchError(f"{where}: architecture {cfg.architecture!r} is not one of {', '.join(MODELS)}")
-    if not isinstance(cfg.datasets, list) or not cfg.datasets:
-        raise SearchError(f"{where}: datasets must be a non-empty list of {', '.join(DATASETS)}")
-    for ds in cfg.datasets:
-        if ds not in DATASETS:
-            raise SearchError(f"{where}: dataset {ds!r} is not one of {', '.join(DATASETS)}")
-    if cfg.objective not in OBJECTIVES:
-        raise SearchError(f"{where}: objective {cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
-    if cfg.profile not in PROFILES:
-        raise SearchError(f"{where}: profile {cfg.profile!r} is not one of {', '.join(PROFILES)}")
-    for name in ("final_epochs", "screen_slack"):
-        try:
-            values = per_dataset(name, getattr(cfg, name), cfg.datasets)
-        except ValueError as exc:
-            raise SearchError(f"{where}: {exc}") from None
-        for ds, v in values.items():
-            if isinstance(v, bool) or not isinstance(v, number) or not math.isfinite(v) or \
-                    (name == "final_epochs" and v <= 0):
-                raise SearchError(f"{where}: {name} for {ds} is {v!r}; give a "
-                                  f"{'positive number of passes' if name == 'final_epochs' else 'number of points'}")
-    for name in ("finetune_images", "val_images", "test_images"):
-        v = getattr(cfg, name)
-        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise SearchError(f"{where}: {name} {v!r} must be a whole number of at least 1 or null (all)")
-    crit = cfg.criterion
-    if not isinstance(crit, dict) or sorted(crit) != sorted(CRITERION):
-        raise SearchError(f"{where}: criterion must give {', '.join(CRITERION)}")
-    level = crit["interval"]
-    if isinstance(level, bool) or not isinstance(level, number) or not 0 < level < 1:
-        raise SearchError(f"{where}: criterion interval {level!r} must be a coverage in (0, 1), e.g. 0.90")
-
-
-def chain_study(**fields) -> StudyConfig:
-    """08's one-seed study inside the chain: checked like a study file and named by its config's key, so changed
-    parameters start a new folder and a re-run of the chain resumes the same one."""
-    cfg = check(StudyConfig(name="08", **fields), "notebook 08's study")
-    cfg.name = f"08-{cfg.key()[:10]}"
-    return cfg
 
 
 def record_profile(cfg: StudyConfig) -> str:
@@ -379,30 +192,6 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     return pd.DataFrame(chosen), folder
 
 
-def calibrated_slack(finals: list[dict], bar: float, prior: float,
-                     min_runs: int | None = None) -> tuple[float, str]:
-    """The screening slack (points) a model of the long fine-tune gives, and how it was found.
-
-    A least-squares line of final accuracy on screening accuracy over ``finals`` (final runs, each with
-    ``screen_accuracy`` and ``accuracy``); the slack is how far under ``bar`` (a fraction) the screening accuracy
-    may lie whose predicted final accuracy reaches the bar, clipped to [0, 50] points. ``prior`` stands until
-    ``min_runs`` (default ``MIN_CALIBRATION_RUNS``) final runs exist, and whenever the line does not rise
-    (screening then orders nothing). Written here because it is two lines of numpy; a fuller model (plan values as covariates) waits for data.
-    """
-    min_runs = MIN_CALIBRATION_RUNS if min_runs is None else min_runs
-    pts = np.array([(r["screen_accuracy"], r["accuracy"]) for r in finals if r.get("status") == "ok"], float)
-    if len(pts) < min_runs:
-        return float(prior), f"prior ({len(pts)} final runs, fewer than {min_runs})"
-    if np.ptp(pts[:, 0]) == 0:
-        return float(prior), "prior (every final run screened at one accuracy)"
-    slope, icpt = np.polyfit(pts[:, 0], pts[:, 1], 1)
-    if slope <= 0:
-        return float(prior), f"prior (fitted slope {slope:.2f}: screening does not order final accuracy)"
-    screen_at_bar = (bar - icpt) / slope
-    slack = float(np.clip(100 * (bar - screen_at_bar), 0.0, 50.0))
-    return round(slack, 2), f"fit on {len(pts)} final runs: final = {icpt:.3f} + {slope:.2f} x screening"
-
-
 def search_slack(cfg: StudyConfig, folder: Path, ds: str, seed: int, bar: float, prior: float) -> float:
     """The screening slack of one seed's searches on ``ds`` (every method of a seed gets the same one).
 
@@ -486,91 +275,3 @@ def _write_chosen(folder: Path, rows: list[dict]) -> None:
     both = pd.concat([old, new]).drop_duplicates(["dataset", "seed", "method"], keep="last") if len(old) else new
     with atomic_path(chosen) as tmp:
         both.sort_values(["dataset", "seed", "method"]).to_csv(tmp, index=False)
-
-
-def verdict(chosen: pd.DataFrame, criterion: dict = CRITERION, resamples: int = 10_000, seed: int = 0,
-            planned_seeds: int | None = None) -> pd.DataFrame:
-    """The pre-registered verdict per dataset: the GP's chosen latency over random search's, per seed, its median
-    and bootstrap interval, and whether the success rule holds. A missing plan scores plain int8's latency.
-
-    With ``planned_seeds`` (the study's number of seeds), a dataset with fewer finished seeds gets the figures
-    so far and the verdict "interim", never a claim: the criterion was registered for the whole study."""
-    rows = []
-    level = float(criterion.get("interval", 0.90))
-    for ds, d in chosen.groupby("dataset"):
-        lat = d.assign(latency_ms=d.latency_ms.fillna(d.int8_latency_ms)).pivot(index="seed", columns="method",
-                                                                                  values="latency_ms")
-        if not {"gp", "random"} <= set(lat.columns):
-            continue
-        ratios = (lat["gp"] / lat["random"]).dropna().to_numpy()
-        if len(ratios) == 0:
-            continue
-        rng = np.random.default_rng(seed)
-        boots = np.median(rng.choice(ratios, (resamples, len(ratios)), replace=True), axis=1)
-        lo, hi = np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2])
-        rows.append({"dataset": ds, "seeds": len(ratios), "median_ratio": float(np.median(ratios)), "lo": float(lo),
-                     "hi": float(hi), "gp_wins": int((ratios < 1).sum()), "ties": int((ratios == 1).sum()),
-                     "met": bool(hi < 1.0),
-                     "verdict": ("GP faster (criterion met)" if hi < 1.0 else
-                                 "random search faster" if lo > 1.0 else "no difference shown (criterion not met)")})
-        if planned_seeds and len(ratios) < planned_seeds:
-            rows[-1].update(met=False, verdict=f"interim ({len(ratios)} of {planned_seeds} seeds): no verdict yet")
-    return pd.DataFrame(rows)
-
-
-def fidelity(folder: Path) -> pd.DataFrame:
-    """How well screening predicts the long fine-tune, per dataset, over every final run: the Spearman rank
-    correlation of screening and final accuracy, how many final runs clear the real bar, the mean gain, and
-    (given the study's ``study.json`` and references) how many that clear it had screened under their search's
-    screening bar (``rejected_passing``: plans the screening rule called infeasible), the slack used and the
-    slack :func:`calibrated_slack` fits on all of them (what a calibrated rule would use next)."""
-    from scipy.stats import spearmanr
-
-    layout = StudyLayout(folder)
-    meta = json.loads(layout.meta.read_text())["config"] if layout.meta.exists() else None
-    rows = []
-    for x in layout.logs(final=True):
-        ds, seed = x["dataset"], x["seed"]
-        for r in read_log(x["path"]):
-            if r.get("status") == "ok":
-                rows.append({"dataset": ds, "seed": seed, "screen": r["screen_accuracy"], "final": r["accuracy"],
-                             "passes": r["feasible"], "row": r})
-    out = []
-    for ds, d in pd.DataFrame(rows, columns=["dataset", "seed", "screen", "final", "passes", "row"]).groupby("dataset"):
-        with warnings.catch_warnings():  # all final runs at one accuracy: no rank correlation (NaN), said as such
-            warnings.simplefilter("ignore")
-            rho = spearmanr(d.screen, d.final).statistic if len(d) > 2 else np.nan
-        row = {"dataset": ds, "final_runs": len(d), "spearman": float(rho), "passing": int(d.passes.sum()),
-               "mean_gain_points": float(100 * (d.final - d.screen).mean())}
-        ref = layout.reference(ds)
-        if meta is not None and ref.exists():
-            bar = json.loads(ref.read_text())["fp32_val_accuracy"] - meta["threshold"] / 100
-            prior = meta["screen_slack"][ds] if isinstance(meta["screen_slack"], dict) else meta["screen_slack"]
-            used = {seed: _used_slack(folder, ds, seed, prior) for seed in d.seed.unique()}
-            under = d.screen < bar - d.seed.map(used) / 100 - 1e-9
-            row.update(rejected_passing=int((d.passes & under).sum()), slack_used=float(np.median(list(used.values()))),
-                       calibrated_slack=calibrated_slack(list(d.row), bar, prior)[0])
-        out.append(row)
-    return pd.DataFrame(out)
-
-
-def _used_slack(folder: Path, ds: str, seed: int, prior: float) -> float:
-    """The slack a seed's searches ran under: its calibrated slack file, else the constant ``prior``."""
-    path = StudyLayout(folder).slack(ds, seed)
-    return float(json.loads(path.read_text())["slack_points"]) if path.exists() else float(prior)
-
-
-def cost_table(folder: Path) -> pd.DataFrame:
-    """Mean seconds per trial by phase (fine-tune, other compression, export, timing, accuracy), screening and
-    final runs apart, over the trials that ran (not those that reused a network's outcome)."""
-    rows = []
-    for x in StudyLayout(folder).logs():
-        stage = "final" if x["final"] else "screening"
-        for r in read_log(x["path"]):
-            if r.get("status") == "ok" and isinstance(r.get("cost"), dict) and not r.get("same_network_as"):
-                rows.append({"stage": stage, **r["cost"], "total_s": r["seconds"]})
-    if not rows:
-        return pd.DataFrame()
-    df = pd.DataFrame(rows)
-    return df.groupby("stage").agg(["mean", "count"]).xs("mean", axis=1, level=1).assign(
-        trials=df.groupby("stage").size())

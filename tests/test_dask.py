@@ -12,7 +12,7 @@ import yaml
 
 from helpers import paths
 from helpers.trials import read_log
-from helpers.study import load_study
+from helpers.study_config import load_study
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
 # what a Dask trial adds to a serial trial's record, and which search of a seed ran a shared network first

@@ -15,7 +15,8 @@ import yaml
 from helpers import paths
 from helpers.search import SearchError
 from helpers.trials import append_log
-from helpers.study import fidelity, load_study, parse_seeds, verdict
+from helpers.study_analysis import fidelity, verdict
+from helpers.study_config import load_study, parse_seeds
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
 
@@ -88,7 +89,7 @@ def test_fidelity_reports_rank_correlation_and_gain(tmp_path):
 
 
 def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the_prior():
-    from helpers.study import calibrated_slack
+    from helpers.study_analysis import calibrated_slack
 
     def runs(pairs):
         return [{"status": "ok", "screen_accuracy": s, "accuracy": f} for s, f in pairs]
