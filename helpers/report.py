@@ -240,6 +240,8 @@ def study_section(folder: Path) -> list[str]:
                       f"{r.gp_wins} of {r.seeds} | **{r.verdict}** |" for _, r in v.iterrows()])
     else:
         lines += ["No dataset has chosen plans of both methods for a seed yet: no verdict.", ""]
+    if len(chosen):
+        lines += counted_bar_lines(folder, chosen, cfg, crit, v)
     f = fidelity(folder)
     if len(f):
         extra = "slack_used" in f
@@ -263,6 +265,31 @@ def study_section(folder: Path) -> list[str]:
 
         lines += study_controls(folder, chosen, cfg, folder.parent.parent.parent)
     return lines
+
+
+def counted_bar_lines(folder: Path, chosen: pd.DataFrame, cfg: dict, crit: dict, old: pd.DataFrame) -> list[str]:
+    """The verdict again with the bar compared as counts of correct images (``study_analysis.chosen_by_counts``),
+    beside the verdict the study ran under (floats, where a float32 accuracy of 0.912 put runs exactly on the bar
+    1e-7 under it): which chosen plans change and how the verdict changes, if it does."""
+    from helpers.study_analysis import chosen_by_counts, verdict
+
+    counted = chosen_by_counts(folder, chosen, cfg["threshold"])
+    on_bar, changed = int(counted.on_bar.sum()), counted[counted.changed]
+    if not on_bar:
+        return ["Bar as counts: no final run sits exactly on the bar, so comparing counts changes nothing.", ""]
+    new = verdict(counted, crit, planned_seeds=len(cfg["seeds"]))
+    both = old.merge(new, on="dataset", suffixes=("_old", "_new"))
+    lines = [f"**Bar as counts of correct images** (the rule from 2026-12-02 on; the study ran with floats, under which "
+             f"{on_bar} final run(s) at exactly the bar counted as misses): chosen plans that change: "
+             + "; ".join(f"{r.dataset} seed {r.seed} {r.method} ({r.int8_latency_ms / r.latency_ms:.2f}x over plain "
+                         f"int8, validation {100 * r.val_accuracy:.2f}%; its test accuracy needs the artifact on "
+                         f"`{folder.name}`)" if pd.notna(r.latency_ms) else f"{r.dataset} seed {r.seed} {r.method}"
+                         for r in changed.itertuples()) + ".", ""]
+    return lines + _md("The verdict under each rule (the registered criterion unchanged):",
+                       ["dataset", "floats (as run)", "counts"],
+                       [f"| {r.dataset} | {r.median_ratio_old:.3f} [{r.lo_old:.3f}, {r.hi_old:.3f}]: {r.verdict_old} | "
+                        f"{r.median_ratio_new:.3f} [{r.lo_new:.3f}, {r.hi_new:.3f}]: **{r.verdict_new}**"
+                        + (" (changed)" if r.verdict_new != r.verdict_old else "") + " |" for r in both.itertuples()])
 
 
 def _chosen_line(r, threshold: float) -> str:

@@ -128,3 +128,35 @@ def cost_table(folder: Path) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     return df.groupby("stage").agg(["mean", "count"]).xs("mean", axis=1, level=1).assign(
         trials=df.groupby("stage").size())
+
+
+def chosen_by_counts(folder: Path, chosen: pd.DataFrame, threshold_points: float, counts: bool = True) -> pd.DataFrame:
+    """The chosen plans re-derived from the final-run logs: per search, the fastest final run that clears the bar
+    on validation, compared as counts of correct images (``bars.clears_accuracy``; ``counts=False``: as floats, the
+    rule the committed studies ran under, which reproduces their chosen.csv). Columns of ``chosen`` with the new
+    ``latency_ms`` and ``val_accuracy``, ``changed`` (another plan than the committed one) and ``on_bar`` (final
+    runs of that search whose accuracy sits exactly on the bar). Test accuracy of a newly chosen plan is unknown
+    (NaN) until it is scored where its artifact is."""
+    from helpers.bars import clears_accuracy
+
+    layout, rows = StudyLayout(folder), []
+    for r in chosen.itertuples(index=False):
+        finals = [t for t in read_log(layout.log(r.dataset, r.seed, r.method, final=True)) if t.get("status") == "ok"]
+        bar = r.fp32_val_accuracy - threshold_points / 100
+
+        def clear(t):
+            n = int(t.get("val_n") or 2000)
+            return clears_accuracy(t["accuracy"], n, r.fp32_val_accuracy, n, threshold_points) if counts \
+                else t["accuracy"] >= bar
+
+        ok = [t for t in finals if clear(t)]
+        best = min(ok, key=lambda t: t["latency_ms"]) if ok else None
+        new = np.nan if best is None else best["latency_ms"]
+        same = (pd.isna(new) and pd.isna(r.latency_ms)) or (not pd.isna(new) and not pd.isna(r.latency_ms)
+                                                             and np.isclose(new, r.latency_ms, rtol=0, atol=1e-12))
+        on_bar = sum(clears_accuracy(t["accuracy"], int(t.get("val_n") or 2000), r.fp32_val_accuracy,
+                                     int(t.get("val_n") or 2000), threshold_points) and t["accuracy"] < bar
+                     for t in finals)
+        rows.append({**r._asdict(), "latency_ms": new, "val_accuracy": np.nan if best is None else best["accuracy"],
+                     "test_accuracy": r.test_accuracy if same else np.nan, "changed": not same, "on_bar": on_bar})
+    return pd.DataFrame(rows)

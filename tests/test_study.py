@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -203,3 +204,25 @@ def test_an_unfinished_study_gets_no_verdict():
     partial = _chosen([("d", 0, "gp", 0.04, 0.1), ("d", 0, "random", 0.05, 0.1)])
     v = verdict(partial, planned_seeds=5).iloc[0]
     assert not v.met and v.verdict == "interim (1 of 5 seeds): no verdict yet" and v.median_ratio == pytest.approx(0.8)
+
+
+def test_the_bar_as_counts_rechooses_plans_exactly_on_the_bar_and_floats_reproduce_the_study(tmp_path):
+    from helpers.study_analysis import chosen_by_counts
+    from helpers.trials import StudyLayout
+
+    layout = StudyLayout(tmp_path)
+    ref = 0.9120000004768372  # float32 of 1824/2000: the bar 0.902 is 1804 of 2000
+    finals = {"gp": [(0.9020, 0.040), (0.9100, 0.050)], "random": [(0.9030, 0.045), (0.8900, 0.030)]}
+    for method, runs in finals.items():
+        for i, (acc, ms) in enumerate(runs):
+            append_log(layout.log("fashion_mnist", 0, method, final=True),
+                       {"trial": i, "values": {"r": i}, "status": "ok", "accuracy": acc, "latency_ms": ms, "val_n": 2000})
+    chosen = pd.DataFrame({"dataset": "fashion_mnist", "seed": 0, "method": ["gp", "random"], "int8_latency_ms": 0.1,
+                           "fp32_val_accuracy": ref, "latency_ms": [0.050, 0.045], "val_accuracy": [0.91, 0.903],
+                           "test_accuracy": [0.905, 0.90], "test_n": 10000})
+    as_run = chosen_by_counts(tmp_path, chosen, 1.0, counts=False)
+    assert not as_run.changed.any()  # the float rule the study ran under picks the committed plans again
+    counted = chosen_by_counts(tmp_path, chosen, 1.0)
+    gp, rnd = counted.iloc[0], counted.iloc[1]
+    assert gp.changed and gp.latency_ms == 0.040 and gp.on_bar == 1 and np.isnan(gp.test_accuracy)
+    assert not rnd.changed and rnd.test_accuracy == 0.90 and rnd.on_bar == 0
