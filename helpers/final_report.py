@@ -46,7 +46,7 @@ def verdict_lines(summary: pd.DataFrame, folder: str | Path) -> list[str]:
                 f"(bar {100 * bar_val:.2f}%)" if near else ""))
             continue
         v = o8_verdict(r.test_accuracy, r.fp32_test_accuracy, r.threshold, r.speedup_vs_int8, r.speedup_vs_fp32,
-                       r.target_vs_int8, r.target_vs_fp32)
+                       r.target_vs_int8, r.target_vs_fp32, int(r.test_n))
         head = "VERDICT ON TEST" if r.method == "gp" else "for comparison, on test"
         out.append(f"{tag}: {head}: {v['text']} (test accuracy {100 * r.test_accuracy:.2f}%, 95% CI "
                    f"{100 * r.test_accuracy_lo:.2f}-{100 * r.test_accuracy_hi:.2f}%, bar {100 * v['bar']:.2f}% = fp32 "
