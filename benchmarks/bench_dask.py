@@ -22,7 +22,8 @@ import yaml
 from helpers import paths
 from helpers.benchmarks import exit_status, judge
 from helpers.cluster import executor_for
-from helpers.study import load_study, run_study
+from helpers.study import run_study
+from helpers.study_config import load_study
 
 
 def paired_ratio(artifact: str, reference: str) -> float:

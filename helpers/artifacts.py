@@ -9,7 +9,7 @@ from torch import nn
 from helpers import paths
 from helpers.data import calibration_batches, load_dataset
 from helpers.export import export_tflite
-from helpers.provenance import EXPORT_CODE, code_digest
+from helpers.identity import EXPORT_CODE, code_digest
 
 #: Calibration images of the one canonical plain int8 artifact of a baseline: 04 reports it, and 00, 03, 05,
 #: 06, 08 and the search time everything against it.

@@ -9,7 +9,7 @@ from helpers import paths
 from helpers.checkpoints import load_into, read_sidecar, save_checkpoint
 from helpers.data import load_dataset
 from helpers.models import build_model, count_macs_params
-from helpers.provenance import code_digest, config_key
+from helpers.identity import code_digest, config_key
 from helpers.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
 
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from helpers.io import atomic_path, write_json
-from helpers.provenance import git_state, package_versions
+from helpers.identity import git_state, package_versions
 
 
 class CheckpointError(RuntimeError):

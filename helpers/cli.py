@@ -30,7 +30,10 @@ def _cmd_run(args) -> int:
 def _cmd_study(args) -> int:
     import pandas as pd
 
-    from helpers.study import cost_table, fidelity, load_study, run_study, verdict, write_figures
+    from helpers.plots import write_study_figures
+    from helpers.study import run_study
+    from helpers.study_analysis import cost_table, fidelity, verdict
+    from helpers.study_config import load_study
 
     from helpers.cluster import executor_for
 
@@ -39,9 +42,12 @@ def _cmd_study(args) -> int:
     with executor_for(args.workers, args.scheduler) as executor:
         _, folder = run_study(cfg, args.resume, progress=not args.json, executor=executor,
                               worker_threads=args.worker_threads)
-    chosen = pd.read_csv(folder / "chosen.csv")  # every seed and method run so far, not only this call's
+    from helpers.trials import StudyLayout
+
+    layout = StudyLayout(folder)
+    chosen = pd.read_csv(layout.chosen)  # every seed and method run so far, not only this call's
     v = verdict(chosen, cfg.criterion, planned_seeds=planned)
-    write_figures(cfg, folder)
+    write_study_figures(cfg.datasets, cfg.methods, folder)
     if args.json:
         print(json.dumps({"chosen": chosen.to_dict("records"), "verdict": v.to_dict("records")}, indent=2, default=str))
         return 0
@@ -55,10 +61,9 @@ def _cmd_study(args) -> int:
     if len(c):
         print("seconds per trial by phase:\n" + c.round(1).to_string())
     from helpers.curve import answer_for
-    from helpers.study import reference_file
 
     for r in chosen.itertuples():  # each chosen plan against narrow networks trained from scratch (make controls)
-        ref_path = reference_file(folder, r.dataset)
+        ref_path = layout.reference(r.dataset)
         ref = json.loads(ref_path.read_text()) if ref_path.exists() else {"fp32_val_accuracy": r.fp32_val_accuracy}
         speedup = None if r.latency_ms != r.latency_ms else r.int8_latency_ms / r.latency_ms
         print(f"control, {r.dataset} seed {r.seed} {r.method}: " + answer_for(
@@ -69,7 +74,7 @@ def _cmd_study(args) -> int:
 
 def _cmd_controls(args) -> int:
     from helpers.controls import load_controls, run_controls
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     if args.stage in ("curve", "all"):
         run_controls(args.profile, progress=not args.quiet, fresh=args.fresh)
@@ -217,9 +222,9 @@ def _cmd_compress(args) -> int:
 
 
 def _cmd_search(args) -> int:
-    from helpers.search import search_from_config
+    from helpers.experiment import search_from_config
 
-    from helpers.search import load_config
+    from helpers.experiment import load_config
 
     result, ref = search_from_config(args.config, args.budget, args.resume)
     cfg, b = load_config(args.config), result.best
@@ -247,7 +252,7 @@ def _cmd_search(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from helpers.runner import PROFILES
+    from helpers.params import PROFILES
 
     parser = argparse.ArgumentParser(prog="python -m helpers",
                                      description="Latency-aware compression workbench for edge inference.")

@@ -58,7 +58,7 @@ def _worker_state(checkpoint: str, digest: str, dataset: str, finetune_images, v
     from helpers.artifacts import plain_int8
     from helpers.checkpoints import load_model, read_sidecar
     from helpers.pipeline import context
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     torch.set_num_threads(threads)
     if not Path(checkpoint).is_file():
@@ -78,7 +78,7 @@ def run_spec(spec: TrialSpec, values: dict, token: str | None = None) -> dict:
     import os
 
     from helpers.compress.plan import CompressionPlan
-    from helpers.provenance import machine
+    from helpers.identity import machine
     from helpers.trial import PlanTrial
 
     model, record, ctx, ref_path = _worker_state(spec.checkpoint, spec.digest, spec.dataset, spec.finetune_images,
@@ -214,7 +214,7 @@ def workers(executor) -> dict:
     """Each worker's address -> its machine (``provenance.machine``); empty for a non-Dask executor."""
     if not hasattr(executor, "run"):
         return {}
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     return executor.run(machine)
 

@@ -93,7 +93,7 @@ def long_budget(profile_params: dict, profile: str, dataset: str, split_images: 
     """The budget of 08's long-fine-tuned plans in a profile: the baseline's passes plus the final fine-tune's
     (08's ``final_epochs``, else 06's) over 08's fine-tuning images, as passes over a split of ``split_images``."""
     from helpers.baselines import BaselineSpec
-    from helpers.runner import effective_parameters
+    from helpers.params import effective_parameters
 
     spec = BaselineSpec.parse(profile_params["common"]["baseline_spec"])
     base = passes(spec.epochs[dataset], spec.train_images, split_images)
@@ -170,7 +170,7 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
     from helpers.data import load_dataset
     from helpers.figures import load_table, save_table
     from helpers.models import build_model, stage_channels
-    from helpers.runner import load_profile
+    from helpers.params import load_profile
 
     params = load_profile(profile)
     spec = ControlsSpec.parse(params.get("controls"))
@@ -275,7 +275,7 @@ def bars(controls: pd.DataFrame, model: str, dataset: str, reference: dict, thre
 def convergence(profile: str) -> tuple[pd.DataFrame | None, list[str]]:
     """The baseline at multiples of its budget (01): the table and :func:`convergence_lines`; without controls on
     this machine, (None, one sentence)."""
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     table = load_controls(profile)
     if table is None:

@@ -27,7 +27,7 @@ def machine_section(folder: Path, threshold_points: float = 1.0) -> list[str]:
 
     controls = _table(folder, "controls")
     if controls is None:
-        lines = [f"**Controls**: not measured on this machine (run `make controls`): no claim above is attributed to "
+        lines = ["**Controls**: not measured on this machine (run `make controls`): no claim above is attributed to "
                  "compression against a narrower network trained from scratch.", ""]
         summary = _table(folder, "search_summary")
         if summary is not None:

@@ -146,7 +146,7 @@ def plans_vs_controls(plans: pd.DataFrame, profile: str, split: str = "val", spe
     """03's and 05's int8 plans (``speedup`` over plain int8, ``<split>_accuracy``, ``<split>_n``, ``budget``) against
     this machine's curve: (table, one sentence on the budgets), or (None, why not) without controls here."""
     from helpers.controls import load_controls
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     controls = load_controls(profile)
     if controls is None:
@@ -172,7 +172,7 @@ def answer_for(profile: str, model: str, dataset: str, reference: dict, speedup:
     from pathlib import Path
 
     from helpers.controls import load_controls
-    from helpers.provenance import machine
+    from helpers.identity import machine
 
     controls = load_controls(profile)
     if controls is not None and reference.get("int8_artifact"):

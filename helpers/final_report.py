@@ -32,13 +32,13 @@ def verdict_lines(summary: pd.DataFrame, folder: str | Path) -> list[str]:
     """Per dataset and method: the chosen plan on test (for the GP, the hypothesis' verdict), and the faster
     final runs of that search that missed the bar on validation (why nothing faster was chosen), read from the
     study's final-run logs in ``folder``."""
-    from helpers.search import read_log
+    from helpers.trials import StudyLayout, read_log
 
-    out = []
+    out, layout = [], StudyLayout(folder)
     for _, r in summary.iterrows():
-        tag = f"{r.dataset}-s{r.seed}-{r.method}"
+        tag = layout.tag(r.dataset, r.seed, r.method)
         bar_val = r.fp32_val_accuracy - r.threshold / 100
-        finals = [t for t in read_log(Path(folder) / f"{tag}-final.jsonl") if t["status"] == "ok"]
+        finals = [t for t in read_log(layout.log(r.dataset, r.seed, r.method, final=True)) if t["status"] == "ok"]
         if pd.isna(r.latency_ms):
             near = max(finals, key=lambda t: t["accuracy"], default=None)
             out.append(f"{tag}: no final run met the bar" + (
@@ -46,7 +46,7 @@ def verdict_lines(summary: pd.DataFrame, folder: str | Path) -> list[str]:
                 f"(bar {100 * bar_val:.2f}%)" if near else ""))
             continue
         v = o8_verdict(r.test_accuracy, r.fp32_test_accuracy, r.threshold, r.speedup_vs_int8, r.speedup_vs_fp32,
-                       r.target_vs_int8, r.target_vs_fp32)
+                       r.target_vs_int8, r.target_vs_fp32, int(r.test_n))
         head = "VERDICT ON TEST" if r.method == "gp" else "for comparison, on test"
         out.append(f"{tag}: {head}: {v['text']} (test accuracy {100 * r.test_accuracy:.2f}%, 95% CI "
                    f"{100 * r.test_accuracy_lo:.2f}-{100 * r.test_accuracy_hi:.2f}%, bar {100 * v['bar']:.2f}% = fp32 "
@@ -101,7 +101,7 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
     from helpers.controls import load_controls, load_predictions
     from helpers.curve import answer
     from helpers.data import load_dataset
-    from helpers.provenance import machine
+    from helpers.identity import machine
     from helpers.runtime import evaluate_tflite
 
     controls, machine_id = load_controls(profile), machine()["id"]

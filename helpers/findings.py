@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from helpers.tables import PAYS  # a speed-up below this is treated as no gain
+from helpers.tables import PAYS
+from helpers.tables import pays as pays_rule
 
 
 def pool_findings(pool: pd.DataFrame, pays: float = PAYS) -> list[str]:
@@ -22,7 +23,7 @@ def pool_findings(pool: pd.DataFrame, pays: float = PAYS) -> list[str]:
     for (model, ds), g in q.groupby(["model", "dataset"]):
         for _, r in g.iterrows():
             spread = float(r.latency_iqr_ms / r.latency_ms)
-            if r.speedup < max(pays, 1 + spread):
+            if not pays_rule(r.speedup, spread, pays):
                 verdict = "does not pay"
             elif r.speedup > r.mac_speedup * (1 + spread):
                 verdict = "pays, more than its MACs predict"

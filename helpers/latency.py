@@ -48,7 +48,7 @@ class LatencyResult:
 @lru_cache(maxsize=1)
 def environment() -> dict:
     """CPU model, logical cores, OS, Python and the versions of the packages that decide timings."""
-    from helpers.provenance import machine, package_versions
+    from helpers.identity import machine, package_versions
     from helpers.runtime import runtime_name
 
     cpu = machine()["cpu"]

@@ -20,7 +20,7 @@ from helpers.export import export_tflite
 from helpers.io import write_json
 from helpers.latency import measure_tflite
 from helpers.layers import block_inputs, block_structure, blocks
-from helpers.provenance import config_key
+from helpers.identity import config_key
 from helpers.quiet import progress_enabled
 from helpers.runtime import runtime_name
 
@@ -69,7 +69,7 @@ def reference_ms(threads: int = 1) -> float:
 
 def _where() -> dict:
     """Part of every cache key: entries are latencies of this machine, made by this code."""
-    from helpers.provenance import EXPORT_CODE, code_digest, machine
+    from helpers.identity import EXPORT_CODE, code_digest, machine
 
     return {"machine": machine()["id"], "code": code_digest("lut.py", "latency.py", *EXPORT_CODE)}
 

@@ -109,7 +109,8 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
     artifact is then timed against it in alternating blocks. Artifacts and the per-plan record land in
     runs/<profile>/plans/<checkpoint>/<plan hash>/. Accuracy is a fraction (``val_accuracy`` of the artifact).
     """
-    from helpers.provenance import EXPORT_CODE, code_digest, current_record
+    from helpers.identity import EXPORT_CODE, code_digest
+    from helpers.provenance import current_record
 
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
     # the folder carries a hash of the code that makes the artifact, so a code change never reuses a stale one

@@ -258,11 +258,9 @@ def per_class_bars(tables: list[pd.DataFrame]):
 
 
 def _study_logs(folder, dataset: str, method: str, final: bool = False) -> list[list[dict]]:
-    from helpers.search import read_log
+    from helpers.trials import StudyLayout, read_log
 
-    suffix = "-final" if final else ""
-    return [read_log(p) for p in sorted(folder.glob(f"{dataset}-s*-{method}{suffix}.jsonl"))
-            if final or not p.stem.endswith("-final")]
+    return [read_log(x["path"]) for x in StudyLayout(folder).logs(dataset, method, final)]
 
 
 def study_convergence(folder, datasets: list[str], methods: list[str]):
@@ -277,11 +275,12 @@ def study_convergence(folder, datasets: list[str], methods: list[str]):
     import matplotlib.pyplot as plt
 
     from helpers.search import best_so_far
+    from helpers.trials import StudyLayout
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
-        ref = json.loads((folder / f"{ds}-reference.json").read_text())["int8_latency_ms"] \
-            if (folder / f"{ds}-reference.json").exists() else np.nan
+        path = StudyLayout(folder).reference(ds)
+        ref = json.loads(path.read_text())["int8_latency_ms"] if path.exists() else np.nan
         for i, m in enumerate(methods):
             logs = [log for log in _study_logs(folder, ds, m) if log]
             n = max(map(len, logs), default=0)
@@ -333,11 +332,11 @@ def screening_vs_final(folder, datasets: list[str]):
     """The study: screening accuracy against the accuracy after the long fine-tune, for every final run."""
     import matplotlib.pyplot as plt
 
-    from helpers.search import read_log
+    from helpers.trials import StudyLayout, read_log
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
-        rows = [r for p in sorted(folder.glob(f"{ds}-s*-final.jsonl")) for r in read_log(p) if r["status"] == "ok"]
+        rows = [r for x in StudyLayout(folder).logs(ds, final=True) for r in read_log(x["path"]) if r["status"] == "ok"]
         ax.scatter([100 * r["screen_accuracy"] for r in rows], [100 * r["accuracy"] for r in rows],
                    c=["tab:green" if r["feasible"] else "tab:red" for r in rows])
         ax.set(xlabel="screening accuracy (%)", ylabel="after the long fine-tune (%)",
@@ -367,3 +366,29 @@ def placement_strips(placements: dict[str, list[dict]]):
                        Patch(color=colours["after"], label="CPU (after the partition point)")],
               fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncol=3)
     return fig
+
+
+def write_study_figures(datasets: list[str], methods: list[str], folder) -> list:
+    """The study's figures (convergence bands, Pareto fronts with the chosen plans, screening vs final) as PNG
+    in ``<folder>/figures/``, drawn from the logs alone; the study command is their one producer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from helpers.io import atomic_path
+    from helpers.trials import StudyLayout
+
+    layout = StudyLayout(folder)
+    chosen = pd.read_csv(layout.chosen) if layout.chosen.exists() else pd.DataFrame(
+        columns=["dataset", "method", "latency_ms", "val_accuracy"])
+    out = []
+    for name, fig in (("study_convergence", study_convergence(folder, datasets, methods)),
+                      ("study_pareto", study_pareto(folder, datasets, methods, chosen)),
+                      ("study_screening_vs_final", screening_vs_final(folder, datasets))):
+        fig.tight_layout()
+        with atomic_path(layout.figures / f"{name}.png") as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+        plt.close(fig)
+        out.append(layout.figures / f"{name}.png")
+    return out

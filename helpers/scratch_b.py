@@ -56,8 +56,6 @@ def run_scratch_b(profile: str, progress: bool = True, log=print) -> Path | None
     """
     import math
 
-    import numpy as np
-
     from helpers.artifacts import plain_int8
     from helpers.baselines import BaselineSpec
     from helpers.budget import epochs_for, total_passes
@@ -67,8 +65,8 @@ def run_scratch_b(profile: str, progress: bool = True, log=print) -> Path | None
     from helpers.figures import load_table, save_table
     from helpers.models import stage_channels
     from helpers.pipeline import context
-    from helpers.provenance import config_key
-    from helpers.runner import load_profile
+    from helpers.identity import config_key
+    from helpers.params import load_profile
     from helpers.stats import Z95
 
     summary = load_table("search_summary", profile)

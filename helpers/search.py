@@ -1,5 +1,6 @@
-"""The search loop and its trial log (O8): Bayesian optimisation of a plan template's free parameters, with
-random and grid baselines. What is minimised lives in ``objective``, where to look next in ``proposals``.
+"""The search engine (O8): Bayesian optimisation of a plan template's free parameters, with random and grid
+baselines, and the second fidelity (``confirm_front``). What is minimised lives in ``objective``, where to look
+next in ``proposals``, where trials are stored in ``trials``; wiring a search on a real baseline in ``experiment``.
 
 Each trial fills the template, applies it to the baseline, exports int8, measures latency and the
 artifact's validation accuracy. Trials are appended to a JSON-lines log as they finish, so a search
@@ -13,9 +14,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
-import warnings
 from concurrent.futures import Executor, Future, wait, FIRST_COMPLETED
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,81 +22,15 @@ from typing import Callable
 
 import numpy as np
 
-from helpers.objective import OBJECTIVES, Objective, SearchError
+from helpers.objective import Objective, SearchError
 from helpers.proposals import composite_proposals, dimensions, grid_points
+from helpers.trials import _plain, append_log, read_log
 
-__all__ = ["METHODS", "SURROGATES", "OBJECTIVES", "Objective", "SearchError", "dimensions", "composite_proposals",
-           "read_log", "append_log", "stored_reference", "run_search", "confirm_front", "best_so_far",
-           "pareto_front", "summarise", "SyntheticTrial", "load_config", "prepare", "search_from_config"]
+__all__ = ["METHODS", "SURROGATES", "Objective", "SearchError", "run_search", "confirm_front", "best_so_far",
+           "pareto_front", "summarise", "trial_row"]
 
 METHODS = ("gp", "random", "grid")
 SURROGATES = ("composite", "objective")
-
-
-def _plain(v):
-    return v.item() if hasattr(v, "item") else v
-
-
-# ---- the trial log ---------------------------------------------------------------------------------
-def read_log(path: str | Path) -> list[dict]:
-    """Finished trials from a JSON-lines log; a corrupt line is skipped with a warning naming it."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    trials = []
-    for n, line in enumerate(path.read_text().splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-            if not isinstance(row, dict) or "trial" not in row or "values" not in row:
-                raise ValueError("not a trial record")
-            trials.append(row)
-        except (json.JSONDecodeError, ValueError) as exc:
-            warnings.warn(f"trial log {path}, line {n}: skipped a corrupt line ({exc}); the other lines are kept",
-                          stacklevel=2)
-    return trials
-
-
-def append_log(path: str | Path, row: dict) -> None:
-    """Append one trial as a JSON line and flush it to disk before returning."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    line = json.dumps(row, default=_plain)
-    with open(path, "a+b") as fh:
-        fh.seek(0, os.SEEK_END)
-        if fh.tell():  # a line cut short by a kill is closed off so the next record starts cleanly
-            fh.seek(-1, os.SEEK_END)
-            if fh.read(1) != b"\n":
-                fh.write(b"\n")
-        fh.write(line.encode() + b"\n")
-        fh.flush()
-        os.fsync(fh.fileno())
-
-
-def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
-    """The search's reference point, measured once and kept beside its logs, so a resumed search keeps its units.
-
-    Trials are timed as a ratio to the plain int8 artifact times its latency; re-measuring that latency at
-    every restart would put the trials of each segment in other units. The first call runs ``measure()``
-    (e.g. ``references.reference_point``) and writes the JSON file atomically; later calls read it. Raises
-    SearchError when the stored reference artifact no longer exists.
-    """
-    from helpers.io import write_json
-
-    path = Path(path)
-    if path.exists():
-        ref = json.loads(path.read_text())
-        artifact = (ref.get("latency_reference") or [None])[0]
-        from helpers.paths import resolve
-
-        if artifact and not resolve(artifact).exists():
-            raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; delete {path} "
-                              "and the search's logs to start the search over")
-        return ref
-    ref = measure()
-    write_json(path, ref)
-    return json.loads(path.read_text())
 
 
 # ---- the search ------------------------------------------------------------------------------------
@@ -311,224 +244,3 @@ def confirm_front(screened: list[dict], objective: Objective, final_fn: Callable
         else:
             lo = mid + 1
     return summarise(finals, objective)
-
-
-# ---- configuration and the command line ------------------------------------------------------------
-class SyntheticTrial:
-    """A cheap analytic stand-in for a real trial (tests and the benchmark of the search harness only).
-
-    With u the mean of the numeric free values scaled to [0, 1]: accuracy = 0.92 - 0.08 u^3 and
-    latency = 1 - 0.7 u (ms), after sleeping ``sleep_s``; a categorical choice other than the first costs
-    half a point of accuracy; ``accuracy_gain`` stands in for a longer fine-tune (the final fidelity).
-    """
-
-    def __init__(self, free: list[dict], sleep_s: float = 0.0, accuracy_gain: float = 0.0):
-        self.free, self.sleep_s, self.gain = free, sleep_s, accuracy_gain
-
-    def __call__(self, values: dict) -> dict:
-        time.sleep(self.sleep_s)
-        us, penalty = [], 0.0
-        for f in self.free:
-            v = values[f["name"]]
-            if "choices" in f:
-                penalty += 0.005 * (f["choices"].index(v) > 0)
-            else:
-                us.append((v - f["low"]) / (f["high"] - f["low"]))
-        u = float(np.mean(us)) if us else 0.0
-        return {"accuracy": 0.92 - 0.08 * u ** 3 - penalty + self.gain, "latency_ms": 1.0 - 0.7 * u}
-
-
-def load_config(path: str | Path) -> dict:
-    """A search configuration (YAML) with defaults; SearchError names a bad field."""
-    import yaml
-
-    path = Path(path)
-    if not path.is_file():
-        raise SearchError(f"search config {path} does not exist")
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as exc:
-        from helpers.io import yaml_problem
-
-        raise SearchError(f"search config {path} is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
-    defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
-                "acq_func": "gp_hedge", "surrogate": "composite", "profile": "default", "finetune_images": None, "val_images": 2000,
-                "trial": "plan", "sleep_s": 0.0, "log": str(path.with_suffix(".jsonl")),
-                "screen_slack": 0.0, "final_epochs": None, "final_runs": 2}
-    if not isinstance(cfg, dict):
-        raise SearchError(f"search config {path} must be a mapping of fields (baseline, template, objective, ...), "
-                          f"not a {type(cfg).__name__}")
-    unknown = sorted(set(cfg) - set(defaults) - {"baseline", "template"})
-    if unknown:
-        raise SearchError(f"search config {path}: unknown field {unknown[0]!r}")
-    cfg = {**defaults, **cfg}
-    if "template" not in cfg:
-        raise SearchError(f"search config {path}: missing 'template' (a plan with free parameters)")
-    if cfg["method"] not in METHODS:
-        raise SearchError(f"search config {path}, field 'method': {cfg['method']!r} is not one of {', '.join(METHODS)}")
-    if cfg["surrogate"] not in SURROGATES:
-        raise SearchError(f"search config {path}, field 'surrogate': {cfg['surrogate']!r} is not one of "
-                          f"{', '.join(SURROGATES)}")
-    if cfg["objective"] not in OBJECTIVES:
-        raise SearchError(f"search config {path}, field 'objective': unknown objective {cfg['objective']!r}; "
-                          f"choose one of {', '.join(OBJECTIVES)}")
-    if not isinstance(cfg["threshold"], (int, float)) or not 0 <= cfg["threshold"] <= 100:
-        raise SearchError(f"search config {path}, field 'threshold': {cfg['threshold']!r} is out of range; "
-                          "give accuracy points in [0, 100]")
-    if cfg["trial"] not in ("plan", "synthetic"):
-        raise SearchError(f"search config {path}, field 'trial': {cfg['trial']!r} is not 'plan' or 'synthetic'")
-    if not isinstance(cfg["screen_slack"], (int, float)) or not 0 <= cfg["threshold"] + cfg["screen_slack"] <= 100:
-        raise SearchError(f"search config {path}, field 'screen_slack': {cfg['screen_slack']!r} must be accuracy points "
-                          "with threshold + screen_slack in [0, 100]")
-    if cfg["final_epochs"] is not None and (not isinstance(cfg["final_epochs"], (int, float)) or cfg["final_epochs"] <= 0):
-        raise SearchError(f"search config {path}, field 'final_epochs': {cfg['final_epochs']!r} must be a positive "
-                          "number of fine-tuning passes, or null for a single-fidelity search")
-    if cfg["trial"] == "plan" and "baseline" not in cfg:
-        raise SearchError(f"search config {path}: missing 'baseline' (model, dataset, width, epochs, ...)")
-    for name, allow_none in (("budget", False), ("n_initial", False), ("final_runs", False),
-                             ("finetune_images", True), ("val_images", True)):
-        v = cfg[name]
-        if not (v is None and allow_none) and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
-            raise SearchError(f"search config {path}, field {name!r}: {v!r} must be a whole number of at least 1"
-                              + (" (or null for all)" if allow_none else ""))
-    if isinstance(cfg["seed"], bool) or not isinstance(cfg["seed"], int):
-        raise SearchError(f"search config {path}, field 'seed': {cfg['seed']!r} must be a whole number")
-    if not isinstance(cfg["sleep_s"], (int, float)) or cfg["sleep_s"] < 0:
-        raise SearchError(f"search config {path}, field 'sleep_s': {cfg['sleep_s']!r} must be seconds >= 0")
-    if cfg["trial"] == "plan":
-        b = cfg["baseline"]
-        if not isinstance(b, dict) or not {"model", "dataset"} <= set(b):
-            raise SearchError(f"search config {path}, field 'baseline': give a mapping with at least model and dataset")
-        from helpers.models import MODELS
-
-        if b["model"] not in MODELS:
-            raise SearchError(f"search config {path}, field 'baseline.model': {b['model']!r} is not one of "
-                              f"{', '.join(MODELS)}")
-        for k in ("width", "epochs", "lr"):
-            if k in b and (not isinstance(b[k], (int, float)) or b[k] <= 0):
-                raise SearchError(f"search config {path}, field 'baseline.{k}': {b[k]!r} must be a positive number")
-        for k in ("batch_size", "train_images"):
-            if b.get(k) is not None and (isinstance(b[k], bool) or not isinstance(b[k], int) or b[k] < 1):
-                raise SearchError(f"search config {path}, field 'baseline.{k}': {b[k]!r} must be a whole number of "
-                                  "at least 1")
-    return cfg
-
-
-def check_log_path(log_path: Path) -> None:
-    """The trial log can be created or appended to; SearchError names the path otherwise (before any work)."""
-    try:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(log_path, "a"):
-            pass
-    except OSError as exc:
-        raise SearchError(f"trial log {log_path} cannot be written ({exc.strerror or exc}); set 'log' to a writable "
-                          "path") from None
-
-
-@dataclass
-class Prepared:
-    """What a search on a real baseline needs: the stored reference point, the screening trial and (with a
-    long fine-tune) the final trial, both timed against the plain int8 artifact."""
-
-    reference: dict
-    screen: Callable
-    final: Callable | None
-
-
-def prepare(template, model, record: dict, ctx, profile: str, reference_path: str | Path, final_epochs=None,
-            networks: str | Path | None = None, executor=None, data: tuple | None = None) -> Prepared:
-    """The one wiring of a search on a real baseline, used by ``search_from_config`` and ``study.run_study``.
-
-    The reference (plain int8 and fp32 artifacts, their latency and validation accuracy) is measured once and
-    kept at ``reference_path``; trials are timed against the plain int8 artifact in alternating blocks. With
-    ``networks`` (a path stem), each trial is keyed by the network it produces and a network already run
-    returns its first outcome (``trial.NetworkKeyedTrial``; screening and final runs in separate stores).
-    With ``executor`` (a Dask client or any concurrent.futures executor) the trials run there as small specs
-    (``cluster.RemoteTrial``); ``data`` is then (dataset, finetune_images, val_images, seed) of ``ctx`` and the
-    torch threads of a worker.
-    """
-    from helpers.references import reference_point
-    from helpers.trial import NetworkKeyedTrial, PlanTrial, with_finetune_epochs
-
-    ref = stored_reference(reference_path, lambda: reference_point(model, record, ctx))
-    pair = ref["latency_reference"]
-    if executor is not None:
-        from helpers.cluster import RemoteTrial, trial_spec
-
-        def make(plan):
-            return RemoteTrial(trial_spec(record, data, plan, profile, pair[1]), executor, plan, model, ctx)
-    else:
-        def make(plan):
-            return PlanTrial(plan, model, record, ctx, profile, reference=pair)
-
-    screen = make(template)
-    final = make(with_finetune_epochs(template, final_epochs)) if final_epochs else None
-    if networks is not None:
-        networks = Path(networks)
-        screen = NetworkKeyedTrial(screen, networks.with_name(f"{networks.name}-screen.jsonl"))
-        if final is not None:
-            final = NetworkKeyedTrial(final, networks.with_name(f"{networks.name}-final{final_epochs}.jsonl"))
-    return Prepared(ref, screen, final)
-
-
-def search_from_config(path: str | Path, budget: int | None = None, resume: bool = False, executor=None,
-                       n_parallel: int = 1, log=print) -> tuple[SearchResult, dict]:
-    """Run the search a config file describes; returns (result, reference figures)."""
-    from helpers.compress.plan import CompressionPlan, PlanError
-
-    cfg = load_config(path)
-    budget = int(cfg["budget"] if budget is None else budget)
-    try:
-        template = CompressionPlan.from_dict(cfg["template"])
-    except PlanError as exc:
-        raise SearchError(f"search config {path}, template: {exc}") from None
-    free = template.free_parameters()
-    dimensions(free)
-    log_path = Path(cfg["log"])
-    if not log_path.is_absolute():
-        from helpers import paths
-
-        log_path = paths.ROOT / log_path
-    if log_path.exists() and read_log(log_path) and not resume:
-        raise SearchError(f"trial log {log_path} already holds trials; pass --resume to continue it or delete it")
-    check_log_path(log_path)
-    if budget < 1:
-        raise SearchError(f"budget {budget!r} must be at least 1 trial")
-    final_fn = None
-    if cfg["trial"] == "synthetic":
-        trial_fn, ref = SyntheticTrial(free, cfg["sleep_s"]), {"fp32_val_accuracy": 0.92, "int8_latency_ms": 1.0}
-        if cfg["final_epochs"]:
-            final_fn = SyntheticTrial(free, cfg["sleep_s"], accuracy_gain=0.01)
-    else:
-        from helpers.baselines import baseline
-        from helpers.pipeline import context
-
-        b = cfg["baseline"]
-        model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
-                                 b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
-        ctx = context(b["dataset"], cfg["finetune_images"], cfg["val_images"], cfg["seed"])
-        s = prepare(template, model, record, ctx, cfg["profile"], log_path.with_name(f"{log_path.stem}.reference.json"),
-                    cfg["final_epochs"])
-        ref, trial_fn, final_fn = s.reference, s.screen, s.final
-    objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"])
-
-    def report(row):
-        if row["status"] == "ok":
-            log(f"trial {row['trial']}: accuracy {100 * row['accuracy']:.2f}%, {row['latency_ms']:.4f} ms, "
-                f"objective {row['objective']:.4f}{'' if row['feasible'] else ' (infeasible)'}")
-        else:
-            log(f"trial {row['trial']}: failed ({row['reason']})")
-
-    result = run_search(trial_fn, free, objective.lowered(cfg["screen_slack"]), budget, log_path, cfg["method"], cfg["seed"],
-                        cfg["n_initial"], cfg["acq_func"], executor, n_parallel, on_trial=report,
-                        surrogate=cfg["surrogate"])
-    if final_fn is None:
-        return result, ref
-
-    def report_final(row):
-        log(f"final run of trial {row['screen_trial']}: " + (
-            f"accuracy {100 * row['accuracy']:.2f}%, {row['latency_ms']:.4f} ms{'' if row['feasible'] else ' (misses the bar)'}"
-            if row["status"] == "ok" else f"failed ({row['reason']})"))
-
-    final_log = log_path.with_name(f"{log_path.stem}-final{cfg['final_epochs']}.jsonl")
-    return confirm_front(result.trials[:budget], objective, final_fn, final_log, cfg["final_runs"], report_final), ref

@@ -84,7 +84,7 @@ class NetworkKeyedTrial:
         self.trial, self.store = trial, store
 
     def __call__(self, values: dict) -> dict:
-        from helpers.search import append_log, read_log
+        from helpers.trials import append_log, read_log
 
         plan = self.trial.template.with_values(values)
         key = network_key(plan, self.trial.model, self.trial.ctx)

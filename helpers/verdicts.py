@@ -115,12 +115,17 @@ def judge_parameters(sens: pd.DataFrame, lever: str = "ratio", exclude: tuple = 
 
 
 def o8_verdict(test_acc: float, fp32_test: float, threshold_points: float, speedup_vs_int8: float,
-               speedup_vs_fp32: float, target_vs_int8: float = 2.0, target_vs_fp32: float = 5.0) -> dict:
+               speedup_vs_fp32: float, target_vs_int8: float = 2.0, target_vs_fp32: float = 5.0,
+               test_n: int | None = None) -> dict:
     """The hypothesis on test for one chosen plan: accuracy (fraction) within ``threshold_points`` of fp32's test
     accuracy, and both speed-up targets met. Returns ``bar`` (fraction), ``accuracy_met``, ``speed_met``, ``met``
-    and ``text`` (one sentence that says by how much a miss misses)."""
+    and ``text`` (one sentence that says by how much a miss misses). With ``test_n`` (both accuracies on the same
+    images) the bar is compared as counts (``bars.clears_accuracy``)."""
+    from helpers.bars import clears_accuracy
+
     bar = fp32_test - threshold_points / 100
-    acc_ok = bool(test_acc >= bar)
+    acc_ok = (clears_accuracy(test_acc, int(test_n), fp32_test, int(test_n), threshold_points) if test_n
+              else bool(test_acc >= bar))
     speed_ok = bool(speedup_vs_int8 >= target_vs_int8 and speedup_vs_fp32 >= target_vs_fp32)
     misses = []
     if not acc_ok:

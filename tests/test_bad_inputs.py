@@ -229,7 +229,9 @@ def test_training_refuses_an_empty_dataset():
 
 
 def test_search_budget_zero_and_out_of_range_logs_are_refused(tmp_path):
-    from helpers.search import Objective, SearchError, SyntheticTrial, append_log, run_search
+    from helpers.experiment import SyntheticTrial
+    from helpers.search import Objective, SearchError, run_search
+    from helpers.trials import append_log
 
     free = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.5}]
     obj = Objective("constrained", baseline_accuracy=0.92, threshold_points=1.0, reference_ms=1.0)

@@ -4,7 +4,7 @@ import sys
 import pytest
 
 from helpers import paths
-from helpers.runner import ChainError, load_profile, notebooks, parameters_for
+from helpers.params import ChainError, load_profile, notebooks, parameters_for
 
 
 def test_profiles_parse_and_declare_known_names():

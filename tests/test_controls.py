@@ -232,7 +232,7 @@ def test_the_machine_section_states_convergence_budgets_and_the_answer(tmp_path)
 
 def test_a_study_config_names_its_primary_bar_and_old_keys_stay(tmp_path):
     from helpers.search import SearchError
-    from helpers.study import load_study
+    from helpers.study_config import load_study
 
     assert load_study("params/studies/o8.yaml").key().startswith("6550075b0bbb")  # the committed study's key
     assert load_study("params/studies/o8-budget-matched.yaml").bar == "budget_matched"

@@ -11,8 +11,8 @@ import pytest
 import yaml
 
 from helpers import paths
-from helpers.search import read_log
-from helpers.study import load_study
+from helpers.trials import read_log
+from helpers.study_config import load_study
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
 # what a Dask trial adds to a serial trial's record, and which search of a seed ran a shared network first
@@ -86,7 +86,7 @@ def test_a_worker_killed_mid_trial_loses_nothing(tmp_path):
     """SIGKILL to a worker while it runs a trial: the trial is submitted once more, the study finishes, and every
     trial is logged exactly once (by the client)."""
     from helpers.cluster import executor_for
-    from helpers.provenance import machine
+    from helpers.identity import machine
     from helpers.study import run_study, study_dir
 
     cfg = _study(tmp_path, "dask-kill")

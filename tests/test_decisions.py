@@ -127,7 +127,7 @@ def test_verdict_lines_state_the_test_verdict_and_the_faster_misses(tmp_path):
     import pandas as pd
 
     from helpers.final_report import summary_table, verdict_lines
-    from helpers.search import append_log
+    from helpers.trials import append_log
 
     base = {"dataset": "d", "seed": 0, "fp32_val_accuracy": 0.92, "fp32_test_accuracy": 0.91, "int8_latency_ms": 0.11,
             "fp32_latency_ms": 0.35, "test_n": 1000}
@@ -170,7 +170,7 @@ def test_notebook_defaults_are_the_smoke_profile():
     """A notebook run by hand trains the same baselines and runs the same plans as the smoke chain."""
     import papermill as pm
 
-    from helpers.runner import load_profile, parameters_for
+    from helpers.params import load_profile, parameters_for
 
     smoke = load_profile("smoke")
     for path in _notebooks():
@@ -214,3 +214,17 @@ def test_network_key_merges_counts_not_criteria():
     assert key(0.51, "l1") == key(0.55, "l1")  # 8-channel rounding: the same counts
     assert key(0.50, "l1") != key(0.50, "lamp")  # the criterion decides which channels stay
     assert key(0.50, "l1") != key(0.25, "l1")
+
+
+def test_pays_is_one_noise_aware_rule_for_tables_and_findings():
+    from helpers.findings import pool_findings
+    from helpers.tables import pays, with_speedups
+
+    assert pays(1.10, 0.02) and not pays(1.04, 0.0) and not pays(1.10, 0.15)  # 10% inside a 15% spread: no gain
+    rows = pd.DataFrame({"model": "m", "dataset": "d", "mode": "int8", "label": ["int8", "a", "b"],
+                         "latency_ms": [1.0, 0.9, 0.9], "latency_iqr_ms": [0.01, 0.009, 0.18], "macs": [10, 5, 5],
+                         "val_accuracy": 0.9})
+    t = with_speedups(rows, "int8")
+    assert list(t.pays) == [False, True, False]
+    lines = pool_findings(t)
+    assert "a: 1.11x" in lines[0] and "pays" in lines[0] and lines[1].endswith("does not pay.")

@@ -3,19 +3,19 @@ import shutil
 
 import pytest
 
-from helpers import paths, provenance
+from helpers import identity, paths, provenance
 
 
 def test_code_digest_changes_with_one_line_of_pruning(tmp_path):
     root = tmp_path / "helpers"
-    shutil.copytree(provenance.PACKAGE_DIR / "compress", root / "compress")
-    before = provenance.code_digest("compress", root=root)
+    shutil.copytree(identity.PACKAGE_DIR / "compress", root / "compress")
+    before = identity.code_digest("compress", root=root)
     f = root / "compress" / "pruning.py"
     f.write_text(f.read_text() + "\n# one more line\n")
-    provenance._digest.cache_clear()
-    assert provenance.code_digest("compress", root=root) != before
+    identity._digest.cache_clear()
+    assert identity.code_digest("compress", root=root) != before
     with pytest.raises(FileNotFoundError):
-        provenance.code_digest("nonexistent.py", root=root)
+        identity.code_digest("nonexistent.py", root=root)
 
 
 def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
@@ -39,7 +39,7 @@ def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
 
     plan = {"name": "p", "steps": [{"method": "ptq"}]}
     for salt in ("aaa", "bbb"):
-        monkeypatch.setattr("helpers.provenance.code_digest", lambda *m, salt=salt, **k: salt)
+        monkeypatch.setattr("helpers.identity.code_digest", lambda *m, salt=salt, **k: salt)
         with pytest.raises(Stop):
             pipeline.plan_row(plan, None, {"path": "ckpt.pt", "config": {}}, Ctx(), "smoke")
     assert seen[0] != seen[1]
@@ -61,9 +61,9 @@ def test_git_state_records_a_dirty_tree(monkeypatch, tmp_path):
 
 
 def test_machine_fingerprint_names_cpu_and_flags():
-    m = provenance.machine()
+    m = identity.machine()
     assert m["cores"] >= 1 and m["id"].endswith(m["id"].split("-")[-1]) and f"-{m['cores']}c-" in m["id"]
-    assert set(m["flags"]) <= set(provenance.ISA_FLAGS)
+    assert set(m["flags"]) <= set(identity.ISA_FLAGS)
 
 
 def test_record_has_the_fields_and_tables_point_to_it(tmp_path, monkeypatch):
@@ -112,19 +112,17 @@ def test_export_caches_hash_every_module_that_shapes_an_artifact(tmp_path):
     import ast
     import shutil
 
-    from helpers import provenance
-
-    tree = ast.parse((provenance.PACKAGE_DIR / "export.py").read_text())
+    tree = ast.parse((identity.PACKAGE_DIR / "export.py").read_text())
     imported = {n.module.split(".")[1] for n in ast.walk(tree)
                 if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("helpers.")}
-    assert imported - {m[:-3] for m in provenance.EXPORT_CODE} <= {"io", "quiet"}, imported
+    assert imported - {m[:-3] for m in identity.EXPORT_CODE} <= {"io", "quiet"}, imported
     pkg = tmp_path / "helpers"
-    shutil.copytree(provenance.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
-    keys = {"artifacts": (*provenance.EXPORT_CODE, "data.py"),
-            "plans": ("compress", "data.py", "train.py", "models.py", *provenance.EXPORT_CODE)}
+    shutil.copytree(identity.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
+    keys = {"artifacts": (*identity.EXPORT_CODE, "data.py"),
+            "plans": ("compress", "data.py", "train.py", "models.py", *identity.EXPORT_CODE)}
     for name, modules in keys.items():
         for module in [m for m in modules if m.endswith(".py")]:
-            before = provenance.code_digest(*modules, root=pkg)
+            before = identity.code_digest(*modules, root=pkg)
             (pkg / module).write_text((pkg / module).read_text() + "\n# one line more\n")
-            provenance._digest.cache_clear()
-            assert provenance.code_digest(*modules, root=pkg) != before, f"{name} ignores {module}"
+            identity._digest.cache_clear()
+            assert identity.code_digest(*modules, root=pkg) != before, f"{name} ignores {module}"

@@ -187,3 +187,12 @@ def test_a_missed_benchmark_target_makes_the_script_fail(monkeypatch):
     assert "met" in benchmarks.judge("bench_repeatability", metric, target / 2) and benchmarks.exit_status() == 0
     assert "missed by" in benchmarks.judge("bench_repeatability", metric, target * 3)
     assert benchmarks.exit_status() == 1
+
+
+def test_the_o8_verdict_compares_the_test_bar_as_counts():
+    from helpers.verdicts import o8_verdict
+
+    fp32 = 0.9088000059127808  # float32 of 9088/10000; the bar is 8988 of 10000
+    assert not o8_verdict(0.8988, fp32, 1.0, 2.5, 6.0)["accuracy_met"]  # floats: 1e-9 under, a miss
+    assert o8_verdict(0.8988, fp32, 1.0, 2.5, 6.0, test_n=10_000)["accuracy_met"]
+    assert not o8_verdict(0.8987, fp32, 1.0, 2.5, 6.0, test_n=10_000)["accuracy_met"]

@@ -9,8 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from helpers.search import (Objective, SearchError, SyntheticTrial, append_log, confirm_front, load_config, read_log,
-                            run_search)
+from helpers.search import Objective, SearchError, confirm_front, run_search
+from helpers.experiment import SyntheticTrial, load_config
+from helpers.trials import append_log, read_log
 
 FREE = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.9},
         {"name": "0.structured.importance", "kind": "choice", "choices": ["l1", "lamp"]}]
@@ -176,7 +177,7 @@ def test_bad_config_fields(tmp_path):
     with pytest.raises(SearchError, match="field 'threshold': 101 is out of range"):
         load_config(cfg)
     cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl").replace("low: 0.1", "low: 0.9"))
-    from helpers.search import search_from_config
+    from helpers.experiment import search_from_config
     with pytest.raises(SearchError, match="field 'ratio': empty range"):
         search_from_config(cfg)
     cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl") + "final_epochs: -1\n")
@@ -185,7 +186,7 @@ def test_bad_config_fields(tmp_path):
 
 
 def test_config_search_with_a_final_fidelity(tmp_path):
-    from helpers.search import search_from_config
+    from helpers.experiment import search_from_config
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(CONFIG.format(sleep=0, budget=6, log=tmp_path / "l.jsonl") + "final_epochs: 1.0\nfinal_runs: 2\n")
@@ -248,7 +249,7 @@ def test_a_log_from_another_search_space_is_refused(tmp_path):
 
 
 def test_the_reference_is_measured_once_per_search(tmp_path):
-    from helpers.search import stored_reference
+    from helpers.trials import stored_reference
 
     art = tmp_path / "int8.tflite"
     art.write_bytes(b"x")

@@ -8,13 +8,16 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
 from helpers import paths
-from helpers.search import SearchError, append_log
-from helpers.study import fidelity, load_study, parse_seeds, verdict
+from helpers.search import SearchError
+from helpers.trials import append_log
+from helpers.study_analysis import fidelity, verdict
+from helpers.study_config import load_study, parse_seeds
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
 
@@ -87,7 +90,7 @@ def test_fidelity_reports_rank_correlation_and_gain(tmp_path):
 
 
 def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the_prior():
-    from helpers.study import calibrated_slack
+    from helpers.study_analysis import calibrated_slack
 
     def runs(pairs):
         return [{"status": "ok", "screen_accuracy": s, "accuracy": f} for s, f in pairs]
@@ -139,9 +142,10 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
     """SIGKILL at three moments, then --resume: no finished trial lost or repeated, and every search is the
     uninterrupted one (its log, replayed through a search that returns the logged outcomes, gives the same
     trials in the same order); the report writes the study section."""
-    from helpers.provenance import machine
+    from helpers.identity import machine
     from helpers.report import study_sections
-    from helpers.search import Objective, read_log, run_search
+    from helpers.search import Objective, run_search
+    from helpers.trials import read_log
     from helpers.compress.plan import CompressionPlan
     from helpers.study import study_dir
 
@@ -200,3 +204,25 @@ def test_an_unfinished_study_gets_no_verdict():
     partial = _chosen([("d", 0, "gp", 0.04, 0.1), ("d", 0, "random", 0.05, 0.1)])
     v = verdict(partial, planned_seeds=5).iloc[0]
     assert not v.met and v.verdict == "interim (1 of 5 seeds): no verdict yet" and v.median_ratio == pytest.approx(0.8)
+
+
+def test_the_bar_as_counts_rechooses_plans_exactly_on_the_bar_and_floats_reproduce_the_study(tmp_path):
+    from helpers.study_analysis import chosen_by_counts
+    from helpers.trials import StudyLayout
+
+    layout = StudyLayout(tmp_path)
+    ref = 0.9120000004768372  # float32 of 1824/2000: the bar 0.902 is 1804 of 2000
+    finals = {"gp": [(0.9020, 0.040), (0.9100, 0.050)], "random": [(0.9030, 0.045), (0.8900, 0.030)]}
+    for method, runs in finals.items():
+        for i, (acc, ms) in enumerate(runs):
+            append_log(layout.log("fashion_mnist", 0, method, final=True),
+                       {"trial": i, "values": {"r": i}, "status": "ok", "accuracy": acc, "latency_ms": ms, "val_n": 2000})
+    chosen = pd.DataFrame({"dataset": "fashion_mnist", "seed": 0, "method": ["gp", "random"], "int8_latency_ms": 0.1,
+                           "fp32_val_accuracy": ref, "latency_ms": [0.050, 0.045], "val_accuracy": [0.91, 0.903],
+                           "test_accuracy": [0.905, 0.90], "test_n": 10000})
+    as_run = chosen_by_counts(tmp_path, chosen, 1.0, counts=False)
+    assert not as_run.changed.any()  # the float rule the study ran under picks the committed plans again
+    counted = chosen_by_counts(tmp_path, chosen, 1.0)
+    gp, rnd = counted.iloc[0], counted.iloc[1]
+    assert gp.changed and gp.latency_ms == 0.040 and gp.on_bar == 1 and np.isnan(gp.test_accuracy)
+    assert not rnd.changed and rnd.test_accuracy == 0.90 and rnd.on_bar == 0

@@ -1,0 +1,187 @@
+"""Where trials live: the JSON-lines trial log (append with fsync, replay, corrupt lines skipped), the stored
+reference point of a search, and ``StudyLayout``, the one owner of every file name of a study folder.
+
+Nothing else builds or parses a log or study file name (Optuna keeps storage apart from studies and trials the
+same way): the search loop is given paths, the study asks its layout, analyses and figures read through it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from helpers.objective import SearchError
+
+
+def _plain(v):
+    return v.item() if hasattr(v, "item") else v
+
+
+def read_log(path: str | Path) -> list[dict]:
+    """Finished trials from a JSON-lines log; a corrupt line is skipped with a warning naming it."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    trials = []
+    for n, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            if not isinstance(row, dict) or "trial" not in row or "values" not in row:
+                raise ValueError("not a trial record")
+            trials.append(row)
+        except (json.JSONDecodeError, ValueError) as exc:
+            warnings.warn(f"trial log {path}, line {n}: skipped a corrupt line ({exc}); the other lines are kept",
+                          stacklevel=2)
+    return trials
+
+
+def append_log(path: str | Path, row: dict) -> None:
+    """Append one trial as a JSON line and flush it to disk before returning."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    line = json.dumps(row, default=_plain)
+    with open(path, "a+b") as fh:
+        fh.seek(0, os.SEEK_END)
+        if fh.tell():  # a line cut short by a kill is closed off so the next record starts cleanly
+            fh.seek(-1, os.SEEK_END)
+            if fh.read(1) != b"\n":
+                fh.write(b"\n")
+        fh.write(line.encode() + b"\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def check_log_path(log_path: Path) -> None:
+    """The trial log can be created or appended to; SearchError names the path otherwise (before any work)."""
+    try:
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "a"):
+            pass
+    except OSError as exc:
+        raise SearchError(f"trial log {log_path} cannot be written ({exc.strerror or exc}); set 'log' to a writable "
+                          "path") from None
+
+
+def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
+    """The search's reference point, measured once and kept beside its logs, so a resumed search keeps its units.
+
+    Trials are timed as a ratio to the plain int8 artifact times its latency; re-measuring that latency at
+    every restart would put the trials of each segment in other units. The first call runs ``measure()``
+    (e.g. ``references.reference_point``) and writes the JSON file atomically; later calls read it. Raises
+    SearchError when the stored reference artifact no longer exists.
+    """
+    from helpers.io import write_json
+    from helpers.paths import resolve
+
+    path = Path(path)
+    if path.exists():
+        ref = json.loads(path.read_text())
+        artifact = (ref.get("latency_reference") or [None])[0]
+        if artifact and not resolve(artifact).exists():
+            raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; delete {path} "
+                              "and the search's logs to start the search over")
+        return ref
+    ref = measure()
+    write_json(path, ref)
+    return json.loads(path.read_text())
+
+
+def search_files(log_path: str | Path, final_epochs=None) -> dict:
+    """The files of a single search beside its log: its reference and, with a long fine-tune, its final-run log."""
+    log_path = Path(log_path)
+    return {"reference": log_path.with_name(f"{log_path.stem}.reference.json"),
+            "final": log_path.with_name(f"{log_path.stem}-final{final_epochs}.jsonl") if final_epochs else None}
+
+
+def network_stores(stem: str | Path, final_epochs=None) -> tuple[Path, Path | None]:
+    """(screening store, final store) of the network-keyed outcomes that share the stem ``stem``."""
+    stem = Path(stem)
+    return (stem.with_name(f"{stem.name}-screen.jsonl"),
+            stem.with_name(f"{stem.name}-final{final_epochs}.jsonl") if final_epochs else None)
+
+
+_SEARCH_LOG = re.compile(r"^(?P<dataset>.+)-s(?P<seed>\d+)-(?P<method>[a-z]+)(?P<final>-final)?\.jsonl$")
+
+
+@dataclass(frozen=True)
+class StudyLayout:
+    """Every file of a study folder (results/study/<name>/<machine>/), named here and nowhere else."""
+
+    folder: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "folder", Path(self.folder))
+
+    # ---- per search ------------------------------------------------------------------------------------------------
+    @staticmethod
+    def tag(dataset: str, seed: int, method: str) -> str:
+        return f"{dataset}-s{seed}-{method}"
+
+    def log(self, dataset: str, seed: int, method: str, final: bool = False) -> Path:
+        """A search's screening log, or with ``final`` its long-fine-tune log."""
+        return self.folder / f"{self.tag(dataset, seed, method)}{'-final' if final else ''}.jsonl"
+
+    def logs(self, dataset: str | None = None, method: str | None = None, final: bool | None = None) -> list[dict]:
+        """Every search log in the folder as {dataset, seed, method, final, path}, filtered by the given fields,
+        in file-name order."""
+        out = []
+        for p in sorted(self.folder.glob("*.jsonl")):
+            m = _SEARCH_LOG.match(p.name)
+            if m is None or "-networks-" in p.name:
+                continue
+            row = {"dataset": m["dataset"], "seed": int(m["seed"]), "method": m["method"], "final": bool(m["final"]),
+                   "path": p}
+            if ((dataset is None or row["dataset"] == dataset) and (method is None or row["method"] == method)
+                    and (final is None or row["final"] == final)):
+                out.append(row)
+        return out
+
+    def has_trials(self) -> bool:
+        return any(self.folder.glob("*.jsonl"))
+
+    # ---- per dataset -----------------------------------------------------------------------------------------------
+    def reference(self, dataset: str) -> Path:
+        """A dataset's reference figures (plain int8 latency, fp32 validation accuracy, the artifacts)."""
+        return self.folder / f"{dataset}-reference.json"
+
+    def fp32_test(self, dataset: str) -> Path:
+        return self.folder / f"{dataset}-fp32-test.json"
+
+    def networks(self, dataset: str) -> Path:
+        """The stem of a dataset's network-keyed stores (see :func:`network_stores`)."""
+        return self.folder / f"{dataset}-networks"
+
+    def slack(self, dataset: str, seed: int) -> Path:
+        """A seed's calibrated screening slack, fixed once."""
+        return self.folder / f"{dataset}-s{seed}.slack.json"
+
+    # ---- the study -------------------------------------------------------------------------------------------------
+    @property
+    def meta(self) -> Path:
+        return self.folder / "study.json"
+
+    @property
+    def chosen(self) -> Path:
+        return self.folder / "chosen.csv"
+
+    @property
+    def run_record(self) -> Path:
+        return self.folder / "run_record.json"
+
+    def earlier_record(self, record_id: str) -> Path:
+        return self.folder / "run_records" / f"{record_id}.json"
+
+    @property
+    def workers(self) -> Path:
+        return self.folder / "workers.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.folder / "figures"
