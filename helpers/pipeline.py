@@ -139,7 +139,7 @@ def plan_budget(plan: CompressionPlan, record: dict, ctx: Context) -> float | No
     training images; None when the context does not know its split's size."""
     from helpers.budget import total_passes
 
-    if not ctx.split_images:
+    if not getattr(ctx, "split_images", None):
         return None
     return total_passes(record, plan.to_dict(), len(ctx.train_ds), ctx.split_images)
 

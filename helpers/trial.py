@@ -35,7 +35,7 @@ class PlanTrial:
                               "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
                               "full_integer": row["full_integer"], "checks_fail": row["checks_fail"],
                               "artifact": row["artifact"], "val_n": row["val_n"], "run_record": row["run_record"],
-                              "cost": row["cost"], "budget": row["budget"]}
+                              "cost": row["cost"], "budget": row.get("budget")}
         return dict(self.outcomes[key])
 
 

@@ -106,10 +106,10 @@ def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the
 
 
 def test_a_calibrated_rule_is_fixed_per_seed_and_counted_in_the_fidelity_report(tmp_path, monkeypatch):
-    from helpers import study
+    from helpers import study_analysis
     from helpers.study import search_slack
 
-    monkeypatch.setattr(study, "MIN_CALIBRATION_RUNS", 4)
+    monkeypatch.setattr(study_analysis, "MIN_CALIBRATION_RUNS", 4)
 
     cfg = load_study(_config(tmp_path, screen_rule="calibrated", screen_slack=3.0))
     (tmp_path / "study.json").write_text(json.dumps({"config": {"threshold": 1.0, "screen_slack": 3.0}}))
