@@ -20,7 +20,8 @@ from helpers.stats import Z95
 
 CURVE_KINDS = ("uniform", "budget_matched")
 BEATS, BELOW, TIE, OUTSIDE = "beats the curve", "below the curve", "not distinguishable", "outside the curve"
-VERDICTS = (BEATS, BELOW, TIE, OUTSIDE)
+FASTER, SLOWER = "faster than every control (no curve there)", "slower than every control (no curve there)"
+VERDICTS = (BEATS, BELOW, TIE, OUTSIDE, FASTER, SLOWER)
 
 
 def curve_points(controls: pd.DataFrame, model: str, dataset: str) -> pd.DataFrame:
@@ -91,6 +92,8 @@ def against_curve(plans: pd.DataFrame, controls: pd.DataFrame, predictions: dict
                "curve_verdict": OUTSIDE, "curve_budget": curve.budget.iloc[0] if len(curve) else np.nan}
         acc = p[f"{split}_accuracy"]
         at = interpolate(curve, float(p.speedup_vs_int8), col) if pd.notna(acc) else None
+        if at is None and pd.notna(acc) and len(curve) >= 2:
+            row["curve_verdict"] = FASTER if p.speedup_vs_int8 > curve.speedup_vs_int8.max() else SLOWER
         if at is not None:
             value, weights = at
             plan_correct = (plan_predictions or {}).get(p["key"]) if "key" in p else None

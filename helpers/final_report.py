@@ -124,7 +124,7 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
                                                           val_n, threshold_points, machine_id))
     for t in table.itertuples():
         lines.append(f"{t.dataset} {t.method}: {t.speedup_vs_int8:.2f}x at {100 * t.test_accuracy:.2f}% on test "
-                     f"(budget {t.budget:.2f} passes) against narrow networks trained from scratch for "
+                     f"(budget {getattr(t, 'budget', np.nan):.2f} passes) against narrow networks trained from scratch for "
                      f"{t.curve_budget:.2f} passes: {t.curve_verdict}" + (
                          f" ({t.difference_points:+.2f} +/- {t.noise_points:.2f} points, "
                          f"{'paired per image' if t.paired else 'unpaired'})" if pd.notna(t.difference_points) else ""))
