@@ -196,8 +196,41 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
                                                                        "fashion_mnist-s1.slack.json"]
         text = "\n".join(study_sections(folder.parent.parent))
         assert "smoke-study-test" in text and "Searches finished: 4 of 4" in text
+        _scratch_b_of_the_study(cfg_path, chosen)
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def _scratch_b_of_the_study(cfg_path, chosen):
+    """Scratch-B of the study's chosen plans (issue 21): one plan's artifact taken as made elsewhere, so it is built
+    again here; both sides measured; a second call keeps every row."""
+    from helpers import scratch_b
+    from helpers.figures import load_table
+
+    table = "scratch_b-smoke-study-test"
+    original = scratch_b.chosen_plans
+
+    def first_made_elsewhere(profile, study=None):
+        plans, name, settings = original(profile, study)
+        return [{**plans[0], "artifact": None}] + plans[1:], name, settings
+
+    lines = []
+    try:
+        scratch_b.chosen_plans = first_made_elsewhere
+        scratch_b.run_scratch_b("smoke", str(cfg_path), progress=False, log=lines.append)
+        rows = load_table(table, "smoke")
+        assert len(rows) == chosen.dropna(subset=["latency_ms"]).drop_duplicates(["dataset", "chosen"]).shape[0]
+        assert rows.rebuilt.iloc[0] and not rows.rebuilt.iloc[1:].any() and "rebuilding" in lines[0]
+        assert rows.verdict.isin([scratch_b.INHERIT, scratch_b.SCRATCH, scratch_b.TIE]).all()
+        assert (rows.budget > 0).all() and (rows.scratch_test_accuracy <= 1).all()
+        again = []
+        scratch_b.run_scratch_b("smoke", str(cfg_path), progress=False, log=again.append)
+        assert again == []
+    finally:
+        scratch_b.chosen_plans = original
+        from helpers.provenance import record_path
+
+        (record_path("smoke").parent / f"{table}.csv").unlink(missing_ok=True)
 
 
 def test_an_unfinished_study_gets_no_verdict():
