@@ -259,3 +259,30 @@ def test_the_bar_as_counts_rechooses_plans_exactly_on_the_bar_and_floats_reprodu
     gp, rnd = counted.iloc[0], counted.iloc[1]
     assert gp.changed and gp.latency_ms == 0.040 and gp.on_bar == 1 and np.isnan(gp.test_accuracy)
     assert not rnd.changed and rnd.test_accuracy == 0.90 and rnd.on_bar == 0
+
+
+def test_study_figures_read_one_trials_frame_not_the_folder(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots import screening_vs_final, study_convergence, study_pareto
+    from helpers.trials import StudyLayout, study_trials
+
+    layout = StudyLayout(tmp_path)
+    layout.reference("d").write_text(json.dumps({"int8_latency_ms": 1.0}))
+    for seed in (0, 1):
+        for i, ms in enumerate((0.9, 0.7, 0.8)):
+            append_log(layout.log("d", seed, "gp"), {"trial": i, "values": {"r": i}, "status": "ok", "accuracy": 0.9,
+                                                     "latency_ms": ms, "feasible": True, "objective": ms})
+        append_log(layout.log("d", seed, "gp", final=True), {"trial": 0, "values": {"r": 1}, "status": "ok",
+                                                              "accuracy": 0.91, "latency_ms": 0.7, "feasible": True,
+                                                              "screen_accuracy": 0.9})
+    (tmp_path / "d-networks-screen.jsonl").write_text("")  # a network store is no search log
+    trials = study_trials(tmp_path)
+    assert len(trials) == 8 and set(trials.seed) == {0, 1} and trials.final.sum() == 2
+    assert (trials.reference_ms == 1.0).all() and list(trials[~trials.final & (trials.seed == 0)].order) == [0, 1, 2]
+    chosen = pd.DataFrame({"dataset": ["d"], "method": ["gp"], "latency_ms": [0.7], "val_accuracy": [0.91],
+                           "int8_latency_ms": [1.0]})
+    for fig in (study_convergence(trials, ["d"], ["gp"]), study_pareto(trials, ["d"], ["gp"], chosen),
+                screening_vs_final(trials, ["d"])):
+        assert fig.axes and fig.axes[0].has_data()
