@@ -95,6 +95,11 @@ def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
     return json.loads(path.read_text())
 
 
+def default_log(config_path: str | Path) -> Path:
+    """A search config's trial log when the config names none: beside it, with the same stem."""
+    return Path(config_path).with_suffix(".jsonl")
+
+
 def search_files(log_path: str | Path, final_epochs=None) -> dict:
     """The files of a single search beside its log: its reference and, with a long fine-tune, its final-run log."""
     log_path = Path(log_path)
