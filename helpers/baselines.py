@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from dataclasses import asdict, dataclass, fields
 
 from helpers import paths
@@ -65,6 +66,29 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
     The record is the checkpoint's JSON sidecar plus ``path``; its metrics hold the per-epoch history,
     validation accuracy and training seconds. Test accuracy is left to the caller's final report.
     """
+    model, cfg, config, train_ds, path = _configured(model_name, dataset, width, epochs, batch_size, lr, train_images,
+                                                    input_size, seed, channels)
+    if path.exists() and not retrain:
+        load_into(model, path)
+        return model, {**read_sidecar(path), "path": str(path)}
+    val_ds = load_dataset(dataset, "val", input_size)
+    t0 = time.perf_counter()
+    history = train(model, train_ds, cfg, val_ds=val_ds, progress=progress)
+    metrics = {"val_accuracy": evaluate(model, val_ds)["accuracy"], "train_seconds": time.perf_counter() - t0,
+               "history": history}
+    save_checkpoint(model.cpu(), path, config, metrics, train_ds.fingerprint)
+    return model.eval(), {**read_sidecar(path), "path": str(path)}
+
+
+def checkpoint_path(model_name: str, dataset: str, width: float = 1.0, epochs: float = 1.0, batch_size: int = 256,
+                    lr: float = 0.1, train_images: int | None = None, input_size: int = 32, seed: int = 0,
+                    channels: list | None = None) -> Path:
+    """Where :func:`baseline` keeps (or would keep) the checkpoint of this config, without training anything."""
+    return _configured(model_name, dataset, width, epochs, batch_size, lr, train_images, input_size, seed, channels)[-1]
+
+
+def _configured(model_name, dataset, width, epochs, batch_size, lr, train_images, input_size, seed, channels):
+    """(initial model, train config, sidecar config, training subset, checkpoint path) of a baseline config."""
     train_ds = load_dataset(dataset, "train", input_size).subset(train_images, seed=seed)
     seed_everything(seed)  # the initial weights are part of the config
     model = build_model(model_name, train_ds.num_classes, train_ds.in_channels, width, channels)
@@ -78,17 +102,7 @@ def baseline(model_name: str, dataset: str, width: float = 1.0, epochs: float = 
     # the code that shapes the weights is part of the key: a change to the model or training loop retrains
     code = code_digest("models.py", "train.py")
     key = f"{model_name}-{dataset}-{config_key({**config, 'data': train_ds.fingerprint, 'code': code})}"
-    path = paths.CHECKPOINTS / f"{key}.pt"
-    if path.exists() and not retrain:
-        load_into(model, path)
-        return model, {**read_sidecar(path), "path": str(path)}
-    val_ds = load_dataset(dataset, "val", input_size)
-    t0 = time.perf_counter()
-    history = train(model, train_ds, cfg, val_ds=val_ds, progress=progress)
-    metrics = {"val_accuracy": evaluate(model, val_ds)["accuracy"], "train_seconds": time.perf_counter() - t0,
-               "history": history}
-    save_checkpoint(model.cpu(), path, config, metrics, train_ds.fingerprint)
-    return model.eval(), {**read_sidecar(path), "path": str(path)}
+    return model, cfg, config, train_ds, paths.CHECKPOINTS / f"{key}.pt"
 
 
 def summary_row(model, record: dict, test_ds=None) -> dict:

@@ -83,7 +83,7 @@ def _cmd_controls(args) -> int:
         from helpers.scratch_b import run_scratch_b
 
         if args.stage == "scratch-b" or load_table("search_summary", args.profile) is not None:
-            run_scratch_b(args.profile, progress=not args.quiet)
+            run_scratch_b(args.profile, args.study, progress=not args.quiet)
         else:
             print(f"Scratch-B skipped: 08 has not run on this machine ({machine()['id']}) for profile {args.profile!r}; "
                   "run the chain, then `python -m helpers controls --stage scratch-b`")
@@ -349,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="curve: the controls table; scratch-b: re-train 08's chosen plans from scratch; all (default)")
     p.add_argument("--fresh", action="store_true", help="measure every control again instead of keeping this "
                                                        "machine's rows")
+    p.add_argument("--study", help="with --stage scratch-b: re-train the chosen plans of this study config (e.g. "
+                                   "params/studies/o8.yaml) instead of 08's; plans made elsewhere are built again here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_controls)
 

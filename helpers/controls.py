@@ -122,13 +122,26 @@ def planned(spec: ControlsSpec, baseline_spec, profile_params: dict, profile: st
     return rows
 
 
+def _control_args(arch: str, dataset: str, row: dict, baseline_spec) -> tuple[tuple, dict]:
+    width = baseline_spec.widths[arch] * (row["fraction"] if arch != "resnet18" else 1.0)
+    return ((arch, dataset, width, row["epochs"], baseline_spec.batch_size, baseline_spec.lr, baseline_spec.train_images),
+            {"seed": baseline_spec.seed, "channels": row["channels"]})
+
+
 def train_control(arch: str, dataset: str, row: dict, baseline_spec, progress: bool = True):
     """(model, checkpoint record) of one control, trained from scratch with the baseline's recipe (cached)."""
     from helpers.baselines import baseline
 
-    width = baseline_spec.widths[arch] * (row["fraction"] if arch != "resnet18" else 1.0)
-    return baseline(arch, dataset, width, row["epochs"], baseline_spec.batch_size, baseline_spec.lr,
-                    baseline_spec.train_images, seed=baseline_spec.seed, progress=progress, channels=row["channels"])
+    args, kwargs = _control_args(arch, dataset, row, baseline_spec)
+    return baseline(*args, progress=progress, **kwargs)
+
+
+def control_key(arch: str, dataset: str, row: dict, baseline_spec) -> str:
+    """The table key of one control (its kind and checkpoint), known before it is trained."""
+    from helpers.baselines import checkpoint_path
+
+    args, kwargs = _control_args(arch, dataset, row, baseline_spec)
+    return f"{row['kind']}-{checkpoint_path(*args, **kwargs).stem}"
 
 
 def measure_artifact(artifact: Path, reference: Path, val_ds, test_ds, threads: int = 1) -> tuple[dict, np.ndarray]:
@@ -193,13 +206,14 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
     for arch, ds, todo in work:
         val_ds = load_dataset(ds, "val").subset(common.get("val_images"))
         test_ds = load_dataset(ds, "test").subset(common.get("test_images"))
-        base_model, base_rec = bspec.build(arch, ds, progress=progress)
-        reference = plain_int8(base_model, base_rec)
+        reference = None
         for r in todo:
-            model, rec = train_control(arch, ds, r, bspec, progress)
-            key = f"{r['kind']}-{Path(rec['path']).stem}"
-            if key in done:
+            key = control_key(arch, ds, r, bspec)
+            if key in done:  # measured on this machine already: not trained again (a fresh clone has no checkpoints)
                 continue
+            if reference is None:
+                reference = plain_int8(*bspec.build(arch, ds, progress=progress))
+            model, rec = train_control(arch, ds, r, bspec, progress)
             artifact = plain_int8(model, rec)
             figures, correct = measure(model, artifact, reference, val_ds, test_ds)
             row = {"key": key, "model": arch, "dataset": ds, "kind": r["kind"], "fraction": r["fraction"],

@@ -14,7 +14,7 @@ import numpy as np
 from helpers.objective import OBJECTIVES, Objective, SearchError
 from helpers.proposals import dimensions
 from helpers.search import METHODS, SURROGATES, SearchResult, confirm_front, run_search
-from helpers.trials import check_log_path, network_stores, read_log, search_files, stored_reference
+from helpers.trials import check_log_path, default_log, network_stores, read_log, search_files, stored_reference
 
 
 class SyntheticTrial:
@@ -56,7 +56,7 @@ def load_config(path: str | Path) -> dict:
         raise SearchError(f"search config {path} is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
     defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
                 "acq_func": "gp_hedge", "surrogate": "composite", "profile": "default", "finetune_images": None, "val_images": 2000,
-                "trial": "plan", "sleep_s": 0.0, "log": str(path.with_suffix(".jsonl")),
+                "trial": "plan", "sleep_s": 0.0, "log": str(default_log(path)),
                 "screen_slack": 0.0, "final_epochs": None, "final_runs": 2}
     if not isinstance(cfg, dict):
         raise SearchError(f"search config {path} must be a mapping of fields (baseline, template, objective, ...), "

@@ -257,32 +257,30 @@ def per_class_bars(tables: list[pd.DataFrame]):
     return fig
 
 
-def _study_logs(folder, dataset: str, method: str, final: bool = False) -> list[list[dict]]:
-    from helpers.trials import StudyLayout, read_log
+def _searches(trials: pd.DataFrame, dataset: str, method: str, final: bool = False) -> list[list[dict]]:
+    """The logs of one dataset and method (``trials.study_trials``), one list of trial records per seed."""
+    t = trials[(trials.dataset == dataset) & (trials.method == method) & (trials.final == final)]
+    return [g.sort_values("order").to_dict("records") for _, g in t.groupby("seed")]
 
-    return [read_log(x["path"]) for x in StudyLayout(folder).logs(dataset, method, final)]
 
-
-def study_convergence(folder, datasets: list[str], methods: list[str]):
-    """The study: best screened latency so far per trial, median over seeds with the interquartile band, per method.
+def study_convergence(trials: pd.DataFrame, datasets: list[str], methods: list[str]):
+    """The study (``trials.study_trials``): best screened latency so far per trial, median over seeds with the
+    interquartile band, per method.
 
     Before a search has a plan over its screening bar it scores the plain int8 latency (the study's rule for a
     method with no plan: what one would deploy), so every seed's curve starts at the reference and only falls;
     only finished searches are drawn.
     """
-    import json
-
     import matplotlib.pyplot as plt
 
     from helpers.search import best_so_far
-    from helpers.trials import StudyLayout
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
     for ax, ds in zip(axes[0], datasets):
-        path = StudyLayout(folder).reference(ds)
-        ref = json.loads(path.read_text())["int8_latency_ms"] if path.exists() else np.nan
+        refs = trials[trials.dataset == ds].reference_ms
+        ref = float(refs.iloc[0]) if len(refs) else np.nan
         for i, m in enumerate(methods):
-            logs = [log for log in _study_logs(folder, ds, m) if log]
+            logs = [log for log in _searches(trials, ds, m) if log]
             n = max(map(len, logs), default=0)
             curves = [best_so_far(log) for log in logs if len(log) == n]  # finished searches only
             if not curves:
@@ -302,24 +300,23 @@ def study_convergence(folder, datasets: list[str], methods: list[str]):
     return fig
 
 
-def study_pareto(folder, datasets: list[str], methods: list[str], chosen: pd.DataFrame,
+def study_pareto(trials: pd.DataFrame, datasets: list[str], methods: list[str], chosen: pd.DataFrame,
                  controls: pd.DataFrame | None = None, model: str = "resnet18"):
-    """The study: accuracy against latency of every screening trial and final run, and the chosen plans; with
-    ``controls`` measured on the same machine, the uniform-width curve (validation accuracy)."""
+    """The study (``trials.study_trials``): accuracy against latency of every screening trial and final run, and the
+    chosen plans; with ``controls`` measured on the same machine, the uniform-width curve (validation accuracy)."""
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(datasets), figsize=(6 * len(datasets), 4), squeeze=False)
+    ok = trials[trials.status == "ok"]
     for ax, ds in zip(axes[0], datasets):
         ref = chosen[chosen.dataset == ds]
         if len(ref):
             control_curve(ax, controls, model, ds, float(ref.int8_latency_ms.iloc[0]))
         for i, m in enumerate(methods):
-            ok = [t for log in _study_logs(folder, ds, m) for t in log if t["status"] == "ok"]
-            ax.scatter([t["latency_ms"] for t in ok], [100 * t["accuracy"] for t in ok], s=10, alpha=0.4, color=f"C{i}",
-                       label=f"{m} screening")
-            fin = [t for log in _study_logs(folder, ds, m, final=True) for t in log if t["status"] == "ok"]
-            ax.scatter([t["latency_ms"] for t in fin], [100 * t["accuracy"] for t in fin], marker="^", color=f"C{i}",
-                       label=f"{m} final runs")
+            t = ok[(ok.dataset == ds) & (ok.method == m)]
+            screen, fin = t[~t.final.astype(bool)], t[t.final.astype(bool)]
+            ax.scatter(screen.latency_ms, 100 * screen.accuracy, s=10, alpha=0.4, color=f"C{i}", label=f"{m} screening")
+            ax.scatter(fin.latency_ms, 100 * fin.accuracy, marker="^", color=f"C{i}", label=f"{m} final runs")
             c = chosen[(chosen.dataset == ds) & (chosen.method == m)].dropna(subset=["latency_ms"])
             ax.scatter(c.latency_ms, 100 * c.val_accuracy, marker="*", s=180, color=f"C{i}", edgecolor="k",
                        label=f"{m} chosen")
@@ -328,17 +325,17 @@ def study_pareto(folder, datasets: list[str], methods: list[str], chosen: pd.Dat
     return fig
 
 
-def screening_vs_final(folder, datasets: list[str]):
-    """The study: screening accuracy against the accuracy after the long fine-tune, for every final run."""
+def screening_vs_final(trials: pd.DataFrame, datasets: list[str]):
+    """The study (``trials.study_trials``): screening accuracy against the accuracy after the long fine-tune, for
+    every final run."""
     import matplotlib.pyplot as plt
 
-    from helpers.trials import StudyLayout, read_log
-
     fig, axes = plt.subplots(1, len(datasets), figsize=(5 * len(datasets), 4), squeeze=False)
+    fin = trials[trials.final.astype(bool) & (trials.status == "ok")]
     for ax, ds in zip(axes[0], datasets):
-        rows = [r for x in StudyLayout(folder).logs(ds, final=True) for r in read_log(x["path"]) if r["status"] == "ok"]
-        ax.scatter([100 * r["screen_accuracy"] for r in rows], [100 * r["accuracy"] for r in rows],
-                   c=["tab:green" if r["feasible"] else "tab:red" for r in rows])
+        rows = fin[fin.dataset == ds]
+        ax.scatter(100 * rows.screen_accuracy, 100 * rows.accuracy,
+                   c=["tab:green" if f else "tab:red" for f in rows.feasible])
         ax.set(xlabel="screening accuracy (%)", ylabel="after the long fine-tune (%)",
                title=f"{ds}: green clears the bar")
     return fig
@@ -383,9 +380,12 @@ def write_study_figures(datasets: list[str], methods: list[str], folder) -> list
     chosen = pd.read_csv(layout.chosen) if layout.chosen.exists() else pd.DataFrame(
         columns=["dataset", "method", "latency_ms", "val_accuracy"])
     out = []
-    for name, fig in (("study_convergence", study_convergence(folder, datasets, methods)),
-                      ("study_pareto", study_pareto(folder, datasets, methods, chosen)),
-                      ("study_screening_vs_final", screening_vs_final(folder, datasets))):
+    from helpers.trials import study_trials
+
+    trials = study_trials(folder)
+    for name, fig in (("study_convergence", study_convergence(trials, datasets, methods)),
+                      ("study_pareto", study_pareto(trials, datasets, methods, chosen)),
+                      ("study_screening_vs_final", screening_vs_final(trials, datasets))):
         fig.tight_layout()
         with atomic_path(layout.figures / f"{name}.png") as tmp:
             fig.savefig(tmp, dpi=120, format="png")

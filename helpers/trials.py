@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+import pandas as pd
+
 from helpers.objective import SearchError
 
 
@@ -91,6 +93,11 @@ def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
     ref = measure()
     write_json(path, ref)
     return json.loads(path.read_text())
+
+
+def default_log(config_path: str | Path) -> Path:
+    """A search config's trial log when the config names none: beside it, with the same stem."""
+    return Path(config_path).with_suffix(".jsonl")
 
 
 def search_files(log_path: str | Path, final_epochs=None) -> dict:
@@ -185,3 +192,26 @@ class StudyLayout:
     @property
     def figures(self) -> Path:
         return self.folder / "figures"
+
+
+def study_trials(folder: str | Path) -> pd.DataFrame:
+    """Every trial of a study folder as one data frame (what the analyses and figures read instead of the folder):
+    the log's fields plus ``dataset``, ``seed``, ``method``, ``final``, ``order`` (position in its log) and
+    ``reference_ms`` (the dataset's plain int8 latency, NaN when its reference file is missing)."""
+    layout, rows = StudyLayout(folder), []
+    refs = {}
+    for x in layout.logs():
+        ds = x["dataset"]
+        if ds not in refs:
+            path = layout.reference(ds)
+            refs[ds] = json.loads(path.read_text())["int8_latency_ms"] if path.exists() else float("nan")
+        for i, r in enumerate(read_log(x["path"])):
+            rows.append({**r, "dataset": ds, "seed": x["seed"], "method": x["method"], "final": x["final"],
+                         "order": i, "reference_ms": refs[ds]})
+    cols = ["dataset", "seed", "method", "final", "order", "trial", "status", "accuracy", "latency_ms", "feasible",
+            "objective", "screen_accuracy", "reference_ms"]
+    df = pd.DataFrame(rows)
+    for c in cols:
+        if c not in df:
+            df[c] = pd.Series(dtype=float)
+    return df

@@ -196,8 +196,41 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
                                                                        "fashion_mnist-s1.slack.json"]
         text = "\n".join(study_sections(folder.parent.parent))
         assert "smoke-study-test" in text and "Searches finished: 4 of 4" in text
+        _scratch_b_of_the_study(cfg_path, chosen)
     finally:
         shutil.rmtree(folder.parent, ignore_errors=True)
+
+
+def _scratch_b_of_the_study(cfg_path, chosen):
+    """Scratch-B of the study's chosen plans (issue 21): one plan's artifact taken as made elsewhere, so it is built
+    again here; both sides measured; a second call keeps every row."""
+    from helpers import scratch_b
+    from helpers.figures import load_table
+
+    table = "scratch_b-smoke-study-test"
+    original = scratch_b.chosen_plans
+
+    def first_made_elsewhere(profile, study=None):
+        plans, name, settings = original(profile, study)
+        return [{**plans[0], "artifact": None}] + plans[1:], name, settings
+
+    lines = []
+    try:
+        scratch_b.chosen_plans = first_made_elsewhere
+        scratch_b.run_scratch_b("smoke", str(cfg_path), progress=False, log=lines.append)
+        rows = load_table(table, "smoke")
+        assert len(rows) == chosen.dropna(subset=["latency_ms"]).drop_duplicates(["dataset", "chosen"]).shape[0]
+        assert rows.rebuilt.iloc[0] and not rows.rebuilt.iloc[1:].any() and "rebuilding" in lines[0]
+        assert rows.verdict.isin([scratch_b.INHERIT, scratch_b.SCRATCH, scratch_b.TIE]).all()
+        assert (rows.budget > 0).all() and (rows.scratch_test_accuracy <= 1).all()
+        again = []
+        scratch_b.run_scratch_b("smoke", str(cfg_path), progress=False, log=again.append)
+        assert again == []
+    finally:
+        scratch_b.chosen_plans = original
+        from helpers.provenance import record_path
+
+        (record_path("smoke").parent / f"{table}.csv").unlink(missing_ok=True)
 
 
 def test_an_unfinished_study_gets_no_verdict():
@@ -226,3 +259,30 @@ def test_the_bar_as_counts_rechooses_plans_exactly_on_the_bar_and_floats_reprodu
     gp, rnd = counted.iloc[0], counted.iloc[1]
     assert gp.changed and gp.latency_ms == 0.040 and gp.on_bar == 1 and np.isnan(gp.test_accuracy)
     assert not rnd.changed and rnd.test_accuracy == 0.90 and rnd.on_bar == 0
+
+
+def test_study_figures_read_one_trials_frame_not_the_folder(tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from helpers.plots import screening_vs_final, study_convergence, study_pareto
+    from helpers.trials import StudyLayout, study_trials
+
+    layout = StudyLayout(tmp_path)
+    layout.reference("d").write_text(json.dumps({"int8_latency_ms": 1.0}))
+    for seed in (0, 1):
+        for i, ms in enumerate((0.9, 0.7, 0.8)):
+            append_log(layout.log("d", seed, "gp"), {"trial": i, "values": {"r": i}, "status": "ok", "accuracy": 0.9,
+                                                     "latency_ms": ms, "feasible": True, "objective": ms})
+        append_log(layout.log("d", seed, "gp", final=True), {"trial": 0, "values": {"r": 1}, "status": "ok",
+                                                              "accuracy": 0.91, "latency_ms": 0.7, "feasible": True,
+                                                              "screen_accuracy": 0.9})
+    (tmp_path / "d-networks-screen.jsonl").write_text("")  # a network store is no search log
+    trials = study_trials(tmp_path)
+    assert len(trials) == 8 and set(trials.seed) == {0, 1} and trials.final.sum() == 2
+    assert (trials.reference_ms == 1.0).all() and list(trials[~trials.final & (trials.seed == 0)].order) == [0, 1, 2]
+    chosen = pd.DataFrame({"dataset": ["d"], "method": ["gp"], "latency_ms": [0.7], "val_accuracy": [0.91],
+                           "int8_latency_ms": [1.0]})
+    for fig in (study_convergence(trials, ["d"], ["gp"]), study_pareto(trials, ["d"], ["gp"], chosen),
+                screening_vs_final(trials, ["d"])):
+        assert fig.axes and fig.axes[0].has_data()
