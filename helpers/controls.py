@@ -223,7 +223,7 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
             rows = [x for x in rows if x["key"] != key] + [row]
             preds[key] = correct
             save_predictions(profile, preds)
-            save_table(pd.DataFrame(rows), "controls", profile)
+            save_table(pd.DataFrame(rows), "controls", profile, command=True)
             what = f"uniform x{r['fraction']:g}" if r["kind"] == "uniform" else r["kind"]
             log(f"{arch} {ds} {what} ({row['channels']}, {r['budget']:.2f} passes): "
                 f"{row['speedup_vs_int8']:.2f}x over plain int8, int8 validation {100 * row['int8_val_accuracy']:.2f}%, "

@@ -21,7 +21,8 @@ from helpers.stats import Z95
 CURVE_KINDS = ("uniform", "budget_matched")
 BEATS, BELOW, TIE, OUTSIDE = "beats the curve", "below the curve", "not distinguishable", "outside the curve"
 FASTER, SLOWER = "faster than every control (no curve there)", "slower than every control (no curve there)"
-VERDICTS = (BEATS, BELOW, TIE, OUTSIDE, FASTER, SLOWER)
+NO_CURVE = "no controls of this model"
+VERDICTS = (BEATS, BELOW, TIE, OUTSIDE, FASTER, SLOWER, NO_CURVE)
 
 
 def curve_points(controls: pd.DataFrame, model: str, dataset: str) -> pd.DataFrame:
@@ -89,7 +90,8 @@ def against_curve(plans: pd.DataFrame, controls: pd.DataFrame, predictions: dict
     for _, p in plans.iterrows():
         curve = curve_points(controls, p.model, p.dataset)
         row = {"curve_accuracy": np.nan, "difference_points": np.nan, "noise_points": np.nan, "paired": False,
-               "curve_verdict": OUTSIDE, "curve_budget": curve.budget.iloc[0] if len(curve) else np.nan}
+               "curve_verdict": OUTSIDE if len(curve) >= 2 else NO_CURVE,
+               "curve_budget": curve.budget.iloc[0] if len(curve) else np.nan}
         acc = p[f"{split}_accuracy"]
         at = interpolate(curve, float(p.speedup_vs_int8), col) if pd.notna(acc) else None
         if at is None and pd.notna(acc) and len(curve) >= 2:

@@ -26,15 +26,16 @@ def save_fig(fig, name: str, profile: str, dpi: int = 150) -> Path:
     return out / f"{name}.png"
 
 
-def save_table(df, name: str, profile: str) -> Path:
+def save_table(df, name: str, profile: str, command: bool = False) -> Path:
     """Write ``df`` as ``<name>.csv`` into the profile's results folder for this machine, atomically.
 
     Every row carries ``run_record``: the id of the run record (code, install, machine and its
-    characterisation, data) in ``run_record.json`` beside it. Returns the CSV path.
+    characterisation, data) in ``run_record.json`` beside it, or with ``command`` (a command that adds tables
+    beside the chain's, such as ``controls``) the command's own record in ``run_records/``. Returns the CSV path.
     """
-    from helpers.provenance import current_record, record_path
+    from helpers.provenance import command_record, current_record, record_path
 
-    rec = current_record(profile)
+    rec = command_record(profile) if command else current_record(profile)
     path = record_path(profile).parent / f"{name}.csv"
     with atomic_path(path) as tmp:
         df.assign(run_record=rec["id"]).to_csv(tmp, index=False)

@@ -66,14 +66,32 @@ def pool_ranking(folder: Path) -> list[str]:
 
 
 def stale_tables(folder: Path) -> list[str]:
-    """Tables in ``folder`` whose rows point to another run record than ``run_record.json`` (mixed runs)."""
+    """Tables in ``folder`` whose rows point to another run record than ``run_record.json`` (mixed runs); a table of
+    a command's own record kept in ``run_records/`` (``controls``) is not stale (see :func:`command_tables`)."""
     rec_id = json.loads((folder / "run_record.json").read_text())["id"]
+    known = {rec_id} | {p.stem for p in (folder / "run_records").glob("*.json")}
     out = []
     for t in sorted(folder.glob("*.csv")):
         df = pd.read_csv(t)
         ids = set(df.run_record.astype(str)) if "run_record" in df else {"no run record"}
-        if ids != {rec_id}:
+        if ids != {rec_id} and not (len(ids) == 1 and ids <= known):
             out.append(f"{t.stem} ({', '.join(sorted(ids))})")
+    return out
+
+
+def command_tables(folder: Path) -> list[str]:
+    """'table: record id (commit, created)' for each table written under a command's own run record (run_records/)."""
+    out = []
+    for t in sorted(folder.glob("*.csv")):
+        df = pd.read_csv(t)
+        ids = set(df.run_record.astype(str)) if "run_record" in df else set()
+        for i in sorted(ids):
+            rec = folder / "run_records" / f"{i}.json"
+            if rec.exists():
+                r = json.loads(rec.read_text())
+                g = r.get("git") or {}
+                out.append(f"`{t.stem}`: run record `{i}` (commit `{(g.get('commit') or '?')[:10]}`"
+                           f"{', dirty tree' if g.get('dirty') else ''}, created {r.get('created')})")
     return out
 
 
@@ -92,6 +110,10 @@ def section(folder: Path) -> list[str]:
     """Markdown lines for one machine's results."""
     rec = json.loads((folder / "run_record.json").read_text())
     lines = [f"### Machine `{rec['machine']['id']}`", "", machine_line(rec), ""]
+    own = command_tables(folder)
+    if own:
+        lines += ["Tables of their own commands (same machine, their run records in `run_records/`): "
+                  + "; ".join(own) + ".", ""]
     stale = stale_tables(folder)
     if stale:
         lines += [f"**Warning: these tables come from another run record than this one, so their numbers may not "

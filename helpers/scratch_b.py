@@ -163,7 +163,7 @@ def run_scratch_b(profile: str, study: str | None = None, progress: bool = True,
                "scratch_artifact": paths.portable(out)}
         rows = [r for r in rows if r["key"] != key] + [row]
         save_predictions(profile, preds)
-        save_table(pd.DataFrame(rows), table, profile)
+        save_table(pd.DataFrame(rows), table, profile, command=True)
         log(f"{p['dataset']} {p['methods']} ({row['channels']}, {budget:.2f} passes): pruned and fine-tuned "
             f"{100 * row['plan_test_accuracy']:.2f}% at {row['plan_speedup']:.2f}x, from scratch "
             f"{100 * row['scratch_test_accuracy']:.2f}% at {row['scratch_speedup']:.2f}x on test: {row['verdict']} "

@@ -9,7 +9,7 @@ import pytest
 
 from helpers.bars import bar_fraction, clears, clears_accuracy, correct_count
 from helpers.budget import epochs_for, passes, plan_passes, total_passes
-from helpers.curve import (BEATS, BELOW, FASTER, TIE, against_curve, answer, curve_points, difference,
+from helpers.curve import (BEATS, BELOW, FASTER, NO_CURVE, TIE, against_curve, answer, curve_points, difference,
                            faster_control, interpolate)
 from helpers.models import build_model, reinitialise, stage_channels, uniform_channels
 
@@ -113,6 +113,7 @@ def test_verdict_per_plan_above_below_inside_the_noise_and_outside():
                           "test_accuracy": [0.92, 0.82, 0.885, 0.95], "test_n": 10_000})
     out = against_curve(plans, controls(n=10_000))
     assert list(out.curve_verdict) == [BEATS, BELOW, TIE, FASTER]
+    assert (against_curve(plans.assign(model="mobilenet_v2"), controls()).curve_verdict == NO_CURVE).all()
     assert out.difference_points.iloc[0] == pytest.approx(4.0)
     assert (out.curve_budget == 4.0).all()
 
