@@ -69,7 +69,3 @@ def epochs_for(budget: float, images: int | None, split_images: int) -> float:
         raise ValueError(f"a training subset of {images!r} images cannot spend a budget; give at least one image")
     return float(budget) * split_images / used
 
-
-def describe(budget: float) -> str:
-    """A budget as a reader reads it: '4.00 passes'."""
-    return f"{budget:.2f} passes"

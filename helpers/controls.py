@@ -270,22 +270,6 @@ def load_controls(profile: str) -> pd.DataFrame | None:
     return load_table("controls", profile)
 
 
-def bars(controls: pd.DataFrame, model: str, dataset: str, reference: dict, threshold_points: float) -> dict:
-    """Both bars on validation and test (fractions): today's (the baseline's fp32 accuracy minus the threshold) and
-    the budget-matched one (the budget-matched baseline's), with the budgets behind them; the latter is NaN
-    without a budget-matched control."""
-    t = threshold_points / 100
-    bm = controls[(controls.model == model) & (controls.dataset == dataset) & (controls.kind == "budget_matched")] \
-        if controls is not None else pd.DataFrame()
-    out = {"bar_val": reference["fp32_val_accuracy"] - t, "bar_test": reference.get("fp32_test_accuracy", np.nan) - t,
-           "matched_bar_val": np.nan, "matched_bar_test": np.nan, "matched_budget": np.nan}
-    if len(bm):
-        b = bm.iloc[0]
-        out.update(matched_bar_val=b.fp32_val_accuracy - t, matched_bar_test=b.fp32_test_accuracy - t,
-                   matched_budget=b.budget)
-    return out
-
-
 def convergence(profile: str) -> tuple[pd.DataFrame | None, list[str]]:
     """The baseline at multiples of its budget (01): the table and :func:`convergence_lines`; without controls on
     this machine, (None, one sentence)."""

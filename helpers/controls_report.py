@@ -9,48 +9,40 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.curve import BEATS, against_curve, curve_points, describe_control, faster_control
+from helpers.markdown import ci, md, table
 from helpers.stats import with_interval
-
-
-def _md(caption: str, header: list[str], rows: list[str]) -> list[str]:
-    return [caption, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header), *rows, ""]
-
-
-def _table(folder: Path, name: str) -> pd.DataFrame | None:
-    path = folder / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else None
 
 
 def machine_section(folder: Path, threshold_points: float = 1.0) -> list[str]:
     """Markdown lines on one machine's controls (empty when ``make controls`` has not run there)."""
     from helpers.controls import convergence_lines
 
-    controls = _table(folder, "controls")
+    controls = table(folder, "controls")
     if controls is None:
         lines = ["**Controls**: not measured on this machine (run `make controls`): no claim above is attributed to "
                  "compression against a narrower network trained from scratch.", ""]
-        summary = _table(folder, "search_summary")
+        summary = table(folder, "search_summary")
         if summary is not None:
             lines += ["O8's chosen plans:", ""] + study_controls(
                 folder, summary, {"architecture": "resnet18", "threshold": threshold_points}, folder.parent.parent)
         return lines
     c = with_interval(with_interval(controls, "int8_val_accuracy", "val_n"), "int8_test_accuracy", "test_n")
-    lines = _md("**Controls** (`make controls`: networks trained from scratch with the baseline's recipe for the budget "
+    lines = md("**Controls** (`make controls`: networks trained from scratch with the baseline's recipe for the budget "
                 "shown, in passes over the training split; int8 artifacts of the canonical recipe timed against plain "
                 "int8 in alternating blocks; speed-up with its IQR; accuracies of the int8 artifact with 95% intervals):",
                 ["model", "dataset", "kind", "channels", "budget", "speed-up [IQR]", "fp32 val.", "int8 val. [95% CI]",
                  "int8 test [95% CI]"],
                 [f"| {r.model} | {r.dataset} | {r.kind}{'' if r.kind != 'uniform' else f' x{r.fraction:g}'} | "
                  f"{r.channels} | {r.budget:.2f} | {r.speedup_vs_int8:.2f}x [{r.speedup_iqr:.2f}] | "
-                 f"{100 * r.fp32_val_accuracy:.2f}% | {_ci(r.int8_val_accuracy, r.int8_val_accuracy_lo, r.int8_val_accuracy_hi)} | "
-                 f"{_ci(r.int8_test_accuracy, r.int8_test_accuracy_lo, r.int8_test_accuracy_hi)} |"
+                 f"{100 * r.fp32_val_accuracy:.2f}% | {ci(r.int8_val_accuracy, r.int8_val_accuracy_lo, r.int8_val_accuracy_hi)} | "
+                 f"{ci(r.int8_test_accuracy, r.int8_test_accuracy_lo, r.int8_test_accuracy_hi)} |"
                  for r in c.itertuples()])
     lines += ["**How far the baselines are from a plateau** (01):", ""] + [f"- {x}" for x in convergence_lines(controls)]
     lines += [""]
     lines += plans_section(folder, controls, threshold_points)
-    sb = _table(folder, "scratch_b")
+    sb = table(folder, "scratch_b")
     if sb is not None and len(sb):
-        lines += _md("**Scratch-B** (each chosen plan's pruned architecture re-trained from random initialisation for the "
+        lines += md("**Scratch-B** (each chosen plan's pruned architecture re-trained from random initialisation for the "
                      "plan's whole budget; both int8, timed in one run; test difference paired per image):",
                      ["dataset", "methods", "channels", "budget", "pruned + fine-tuned", "from scratch",
                       "difference (points)", "verdict"],
@@ -66,25 +58,25 @@ def plans_section(folder: Path, controls: pd.DataFrame, threshold_points: float)
 
     lines = []
     for name, what in (("pool", "O3 pool"), ("composition", "O5 compositions")):
-        t = _table(folder, name)
+        t = table(folder, name)
         if t is None or "budget" not in t:
             continue
         t = t[(t["mode"] == "int8") & (t.label != "int8")].assign(speedup_vs_int8=lambda d: d.speedup)
         v = against_curve(t, controls, split="val")
-        lines += _md(f"**{what} against the curve** (validation; the plans' budget against the curve's, in passes):",
+        lines += md(f"**{what} against the curve** (validation; the plans' budget against the curve's, in passes):",
                      ["model", "plan", "budget", "speed-up", "val. acc.", "curve at that speed-up (budget)",
                       "difference (points)", "verdict"],
                      [f"| {r.model} | {r.label} | {r.budget:.2f} | {r.speedup_vs_int8:.2f}x | {100 * r.val_accuracy:.2f}% | "
                       + (f"{100 * r.curve_accuracy:.2f}% ({r.curve_budget:.2f}) | {r.difference_points:+.2f} +/- "
                          f"{r.noise_points:.2f} |" if pd.notna(r.curve_accuracy) else "- | - |")
                       + f" {r.curve_verdict} |" for r in v.itertuples()])
-    s = _table(folder, "search_vs_controls")
-    summary = _table(folder, "search_summary")
+    s = table(folder, "search_vs_controls")
+    summary = table(folder, "search_summary")
     if s is None and summary is not None:  # 08 ran before the controls: unpaired, from the tables
         s = against_controls(summary, controls, "resnet18", threshold_points)
     if s is None or not len(s):
         return lines
-    lines += _md("**O8 chosen plans against both bars and the curve** (test, once; today's bar: the baseline's fp32 "
+    lines += md("**O8 chosen plans against both bars and the curve** (test, once; today's bar: the baseline's fp32 "
                  "test accuracy minus the threshold; budget-matched bar: the budget-matched baseline's; curve "
                  "difference paired per test image where marked):",
                  ["dataset", "method", "budget", "speed-up", "test acc.", "today's bar", "budget-matched bar",
@@ -131,7 +123,7 @@ def study_controls(folder: Path, chosen: pd.DataFrame, cfg: dict, results: Path)
             if same else f"Against both bars (the budget-matched baseline's accuracy from the controls of machine "
                          f"`{source.parent.name}`: accuracy only; the curve needs latencies from the machine of these plans, "
                          f"`{folder.name}`, where `make controls` has not run, so no curve verdict):")
-    return _md(head, ["dataset", "seed", "method", "speed-up", "test acc.", "today's bar", "budget-matched bar"]
+    return md(head, ["dataset", "seed", "method", "speed-up", "test acc.", "today's bar", "budget-matched bar"]
                + (["curve verdict"] if same else []),
                [f"| {r.dataset} | {r.seed} | {r.method} | {r.speedup_vs_int8:.2f}x | {100 * r.test_accuracy:.2f}% | "
                 f"{'clears' if r.clears_bar else '**misses**'} ({100 * r.bar_test:.2f}%) | "
@@ -147,10 +139,6 @@ def _bar_counts(t: pd.DataFrame) -> list[str]:
     return [f"Chosen plans clearing today's bar on test: {int(m.clears_bar.sum())} of {len(m)}; clearing the "
             f"budget-matched bar: {int(m.clears_matched_bar.astype(bool).sum())} of {len(m)} (datasets with a "
             "budget-matched baseline).", ""]
-
-
-def _ci(acc, lo, hi) -> str:
-    return f"{100 * acc:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
 
 
 def _f(x) -> str:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from helpers import paths
+from helpers.markdown import ci, md, table
 from helpers.stats import with_interval
 from helpers.verdicts import o8_verdict
 
@@ -26,29 +27,14 @@ def machines(profile: str, root: Path | None = None) -> list[Path]:
     return sorted(found, key=lambda d: json.loads((d / "run_record.json").read_text()).get("created", ""))
 
 
-def _table(folder: Path, name: str) -> pd.DataFrame | None:
-    path = folder / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else None
-
-
-def _md(caption: str, header: list[str], rows: list[str]) -> list[str]:
-    """A caption, a markdown table with ``header`` and the ready-made ``rows`` (lines), and a blank line."""
-    return [caption, "", "| " + " | ".join(header) + " |", "|" + " --- |" * len(header), *rows, ""]
-
-
-def _ci(acc, lo, hi) -> str:
-    """An accuracy and its interval (fractions) in percent."""
-    return f"{100 * acc:.2f}% [{100 * lo:.2f}, {100 * hi:.2f}]"
-
-
 def headline(folder: Path) -> dict:
     """The numbers compared across machines: plain int8 latency, int8 speed-up over fp32, chosen plans' speed-ups."""
     out = {}
-    e2e = _table(folder, "latency_end_to_end")
+    e2e = table(folder, "latency_end_to_end")
     if e2e is not None:
         for _, r in e2e.iterrows():
             out[f"{r.model} {r.backend} (ms)"] = round(float(r.median_ms), 4)
-    s = _table(folder, "search_summary")
+    s = table(folder, "search_summary")
     if s is not None:
         for _, r in s[s.method == "gp"].iterrows():
             if "speedup_vs_int8" in s and pd.notna(r.get("speedup_vs_int8")):
@@ -58,7 +44,7 @@ def headline(folder: Path) -> dict:
 
 def pool_ranking(folder: Path) -> list[str]:
     """Labels of 03's int8 plans ordered from fastest to slowest (per model and dataset)."""
-    pool = _table(folder, "pool")
+    pool = table(folder, "pool")
     if pool is None:
         return []
     pool = pool[pool["mode"] == "int8"].sort_values(["model", "dataset", "latency_ms"])
@@ -118,60 +104,60 @@ def section(folder: Path) -> list[str]:
     if stale:
         lines += [f"**Warning: these tables come from another run record than this one, so their numbers may not "
                   f"belong together: {'; '.join(stale)}.** Re-run the chain to make them one run.", ""]
-    b = _table(folder, "baselines")
+    b = table(folder, "baselines")
     if b is not None:
-        lines += _md("**O1/O2 baselines** (test accuracy with its 95% Wilson interval):",
+        lines += md("**O1/O2 baselines** (test accuracy with its 95% Wilson interval):",
                      ["model", "dataset", "params (M)", "MMACs", "val. acc.", "test acc. [95% CI]", "test images"],
                      [f"| {r.model} | {r.dataset} | {r.params_M:.2f} | {r.MMACs:.1f} | {100 * r.val_accuracy:.2f}% | "
-                      f"{_ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi)} | {int(r.test_n)} |"
+                      f"{ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi)} | {int(r.test_n)} |"
                       for _, r in b.iterrows()])
-    d = _table(folder, "design_accuracy")
+    d = table(folder, "design_accuracy")
     if d is not None and len(d):
         v = 100 * d["accuracy"]
         lines += [f"**Glyphs by held-out design** (ResNet-18, test split): {len(d)} designs never seen in training, "
                   f"accuracy mean {v.mean():.2f}%, standard deviation {v.std(ddof=1):.2f} points across designs, "
                   f"lowest {v.min():.2f}% ({d.loc[v.idxmin(), 'group']}), highest {v.max():.2f}% ({d.loc[v.idxmax(), 'group']}).", ""]
-    a, e = _table(folder, "artifacts"), _table(folder, "latency_end_to_end")
+    a, e = table(folder, "artifacts"), table(folder, "latency_end_to_end")
     if a is not None:
-        lines += _md("**O4 deployed artifacts** (the canonical plain int8 file, test accuracy of the .tflite):",
+        lines += md("**O4 deployed artifacts** (the canonical plain int8 file, test accuracy of the .tflite):",
                      ["model", "dataset", "full-integer", "int8 test acc. [95% CI]", "PyTorch fp32", "difference (points)"],
                      [f"| {r.model} | {r.dataset} | {r.full_integer} | "
-                      f"{_ci(r.int8_accuracy, r.int8_accuracy_lo, r.int8_accuracy_hi)} "
+                      f"{ci(r.int8_accuracy, r.int8_accuracy_lo, r.int8_accuracy_hi)} "
                       f"| {100 * r.torch_fp32_accuracy:.2f}% | {-100 * r['drop']:+.2f} |" for _, r in a.iterrows()])
     if e is not None:
-        lines += _md("Latency per image (1 thread; fp32 and PyTorch timed against the int8 file in alternating blocks):",
+        lines += md("Latency per image (1 thread; fp32 and PyTorch timed against the int8 file in alternating blocks):",
                      ["model", "backend", "median (ms)", "IQR (ms)", "ratio to int8"],
                      [f"| {r.model} | {r.backend} | {r.median_ms:.4f} | {r.iqr_ms:.4f} | {r.ratio_to_int8:.2f} |"
                       for _, r in e.iterrows()])
-    v = _table(folder, "verification")
+    v = table(folder, "verification")
     if v is not None:
         n = v.status.value_counts()
         lines += [f"**O0**: {len(v)} checks: {n.get('pass', 0)} pass, {n.get('not visible', 0)} not visible in the "
                   f"artifact, {n.get('fail', 0)} fail.", ""]
-    p = _table(folder, "pool")
+    p = table(folder, "pool")
     if p is not None:
         q = p[(p["mode"] == "int8") & (p.label != "int8")]
-        lines += _md("**O3 pool** (int8 plans timed against plain int8 in alternating blocks; speed-up with the "
+        lines += md("**O3 pool** (int8 plans timed against plain int8 in alternating blocks; speed-up with the "
                      "measurement's relative IQR; validation accuracy of the artifact with its 95% interval):",
                      ["model", "plan", "speed-up", "by MACs", "IQR", "val. acc. [95% CI]", "change (points)"],
                      [f"| {r.model} | {r.label} | {r.speedup:.2f}x | {r.mac_speedup:.2f}x | "
-                      f"{100 * r.latency_iqr_ms / r.latency_ms:.1f}% | {_ci(r.val_accuracy, r.val_accuracy_lo, r.val_accuracy_hi)} "
+                      f"{100 * r.latency_iqr_ms / r.latency_ms:.1f}% | {ci(r.val_accuracy, r.val_accuracy_lo, r.val_accuracy_hi)} "
                       f"| {100 * r.accuracy_change:+.2f} |" for _, r in q.iterrows()])
-    comp = _table(folder, "composition")
+    comp = table(folder, "composition")
     if comp is not None:
-        lines += _md("**O5 compositions** (ResNet-18):", ["plan", "speed-up", "by MACs", "val. acc. [95% CI]", "change (points)"],
+        lines += md("**O5 compositions** (ResNet-18):", ["plan", "speed-up", "by MACs", "val. acc. [95% CI]", "change (points)"],
                      [f"| {r.label} | {r.speedup:.2f}x | {r.mac_speedup:.2f}x | "
-                      f"{_ci(r.val_accuracy, r.val_accuracy_lo, r.val_accuracy_hi)} | {100 * r.accuracy_change:+.2f} |"
+                      f"{ci(r.val_accuracy, r.val_accuracy_lo, r.val_accuracy_hi)} | {100 * r.accuracy_change:+.2f} |"
                       for _, r in comp.iterrows()])
-    pc = _table(folder, "parameter_choice")
+    pc = table(folder, "parameter_choice")
     if pc is not None:
-        lines += _md("**O6 parameter choice** (a parameter is searched only when it lies above the ratio's accuracy-latency "
+        lines += md("**O6 parameter choice** (a parameter is searched only when it lies above the ratio's accuracy-latency "
                      "curve by more than 0.5 points and by more than the noise of an accuracy difference):",
                      ["parameter", "latency change (%)", "accuracy change (points)", "above the curve (points)",
                       "noise (points)", "verdict"],
                      [f"| {r.parameter} | {r['latency_change_%']:.1f} | {100 * r.accuracy_change:.2f} | {100 * r.above_curve:.2f} | "
                       f"{100 * r.noise:.2f} | {r.verdict} |" for _, r in pc.iterrows()])
-    s = _table(folder, "search_summary")
+    s = table(folder, "search_summary")
     if s is not None:
         rows = []
         s = s.assign(method=[f"{m} ({st})" if isinstance(st, str) else m
@@ -185,12 +171,12 @@ def section(folder: Path) -> list[str]:
                 v = o8_verdict(r.test_accuracy, r.fp32_test_accuracy, r.get("threshold", 1.0), r.speedup_vs_int8,
                                r.speedup_vs_fp32, r.get("target_vs_int8", 2.0), r.get("target_vs_fp32", 5.0),
                                int(r.test_n) if pd.notna(r.get("test_n")) else None)
-                test, bar = _ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi), f"{100 * v['bar']:.2f}%"
+                test, bar = ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi), f"{100 * v['bar']:.2f}%"
                 verdict = f"**{v['text']}**"
             rows.append(f"| {r.dataset} | {r.method} | {r.chosen} | {r.latency_ms:.4f} | {r.speedup_vs_int8:.2f}x | "
                         f"{r.speedup_vs_fp32:.2f}x | {100 * r.val_accuracy:.2f}% | {test} | {bar} | {verdict} |")
         final_all = set(s.get("stage", pd.Series(["screening"]))) == {"final"}
-        lines += _md("**O8** (selection on validation; the verdict on test, once, with the chosen artifact's 95% interval; "
+        lines += md("**O8** (selection on validation; the verdict on test, once, with the chosen artifact's 95% interval; "
                      "bar = fp32 test accuracy minus the threshold; " + (
                          "a one-seed study: every method's screening front gets the same long fine-tune, and one seed "
                          "decides nothing between the methods: that is the full study's job, below):" if final_all else
@@ -257,7 +243,7 @@ def study_section(folder: Path) -> list[str]:
                   + machine_line(json.loads(layout.run_record.read_text())), ""]
     v = verdict(chosen, crit, planned_seeds=len(cfg["seeds"])) if len(chosen) else pd.DataFrame()
     if len(v):
-        lines += _md("Verdict per dataset (GP latency / random latency, per seed):",
+        lines += md("Verdict per dataset (GP latency / random latency, per seed):",
                      ["dataset", "seeds", "median ratio", "90% interval", "GP faster in", "verdict"],
                      [f"| {r.dataset} | {r.seeds} | {r.median_ratio:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
                       f"{r.gp_wins} of {r.seeds} | **{r.verdict}** |" for _, r in v.iterrows()])
@@ -268,7 +254,7 @@ def study_section(folder: Path) -> list[str]:
     f = fidelity(folder)
     if len(f):
         extra = "slack_used" in f
-        lines += _md("Screening against the long fine-tune (every final run; *screened under its bar*: runs that clear the "
+        lines += md("Screening against the long fine-tune (every final run; *screened under its bar*: runs that clear the "
                      "real bar after the long fine-tune although their screening accuracy lay under the screening bar; "
                      "*calibrated slack*: the slack a line of final on screening accuracy, fitted on these runs, gives "
                      "at the bar):",
@@ -278,7 +264,7 @@ def study_section(folder: Path) -> list[str]:
                       + (f" {r.rejected_passing} | {r.slack_used:.1f} | {r.calibrated_slack:.1f} |" if extra else "")
                       for _, r in f.iterrows()])
     if len(chosen):
-        lines += _md("Chosen plans (selected on validation; on test, once: accuracy with its 95% interval against "
+        lines += md("Chosen plans (selected on validation; on test, once: accuracy with its 95% interval against "
                      "the test bar, fp32 test accuracy minus the threshold):",
                      ["dataset", "seed", "method", "vs plain int8", "val. acc.", "test acc. [95% CI]", "test bar",
                       "on test"],
@@ -308,7 +294,7 @@ def counted_bar_lines(folder: Path, chosen: pd.DataFrame, cfg: dict, crit: dict,
                          f"int8, validation {100 * r.val_accuracy:.2f}%; its test accuracy needs the artifact on "
                          f"`{folder.name}`)" if pd.notna(r.latency_ms) else f"{r.dataset} seed {r.seed} {r.method}"
                          for r in changed.itertuples()) + ".", ""]
-    return lines + _md("The verdict under each rule (the registered criterion unchanged):",
+    return lines + md("The verdict under each rule (the registered criterion unchanged):",
                        ["dataset", "floats (as run)", "counts"],
                        [f"| {r.dataset} | {r.median_ratio_old:.3f} [{r.lo_old:.3f}, {r.hi_old:.3f}]: {r.verdict_old} | "
                         f"{r.median_ratio_new:.3f} [{r.lo_new:.3f}, {r.hi_new:.3f}]: **{r.verdict_new}**"
@@ -324,7 +310,7 @@ def _chosen_line(r, threshold: float) -> str:
     ok = clears_accuracy(r.test_accuracy, int(r.test_n), r.fp32_test_accuracy, int(r.test_n), threshold)
     miss = "clears it" if ok else f"**misses it by {100 * (bar - r.test_accuracy):.2f} points**"
     return (f"| {r.dataset} | {r.seed} | {r.method} | {r.int8_latency_ms / r.latency_ms:.2f}x | {100 * r.val_accuracy:.2f}% | "
-            f"{_ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi)} | {100 * bar:.2f}% | {miss} |")
+            f"{ci(r.test_accuracy, r.test_accuracy_lo, r.test_accuracy_hi)} | {100 * bar:.2f}% | {miss} |")
 
 
 def readme_section(readme: Path) -> str | None:

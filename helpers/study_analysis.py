@@ -144,19 +144,14 @@ def chosen_by_counts(folder: Path, chosen: pd.DataFrame, threshold_points: float
         finals = [t for t in read_log(layout.log(r.dataset, r.seed, r.method, final=True)) if t.get("status") == "ok"]
         bar = r.fp32_val_accuracy - threshold_points / 100
 
-        def clear(t):
-            n = int(t.get("val_n") or 2000)
-            return clears_accuracy(t["accuracy"], n, r.fp32_val_accuracy, n, threshold_points) if counts \
-                else t["accuracy"] >= bar
-
-        ok = [t for t in finals if clear(t)]
+        by_count = [clears_accuracy(t["accuracy"], int(t.get("val_n") or 2000), r.fp32_val_accuracy,
+                                    int(t.get("val_n") or 2000), threshold_points) for t in finals]
+        ok = [t for t, c in zip(finals, by_count) if (c if counts else t["accuracy"] >= bar)]
         best = min(ok, key=lambda t: t["latency_ms"]) if ok else None
         new = np.nan if best is None else best["latency_ms"]
         same = (pd.isna(new) and pd.isna(r.latency_ms)) or (not pd.isna(new) and not pd.isna(r.latency_ms)
                                                              and np.isclose(new, r.latency_ms, rtol=0, atol=1e-12))
-        on_bar = sum(clears_accuracy(t["accuracy"], int(t.get("val_n") or 2000), r.fp32_val_accuracy,
-                                     int(t.get("val_n") or 2000), threshold_points) and t["accuracy"] < bar
-                     for t in finals)
+        on_bar = sum(c and t["accuracy"] < bar for t, c in zip(finals, by_count))
         rows.append({**r._asdict(), "latency_ms": new, "val_accuracy": np.nan if best is None else best["accuracy"],
                      "test_accuracy": r.test_accuracy if same else np.nan, "changed": not same, "on_bar": on_bar})
     return pd.DataFrame(rows)

@@ -21,7 +21,7 @@ LAYERS = [
     ("experiments", {"experiment", "controls", "scratch_b", "study", "study_config", "study_analysis", "search_space",
                      "selection"}),
     ("analysis", {"curve", "verdicts", "tables", "findings", "final_report"}),
-    ("reports", {"plots", "report", "controls_report"}),
+    ("reports", {"plots", "report", "controls_report", "markdown"}),
     ("chain and CLI", {"runner", "cli", "__main__", "__init__"}),
 ]
 RANK = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
