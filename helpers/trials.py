@@ -71,28 +71,48 @@ def check_log_path(log_path: Path) -> None:
                           "path") from None
 
 
-def stored_reference(path: str | Path, measure: Callable[[], dict]) -> dict:
+def stored_reference(path: str | Path, measure: Callable[[], dict], rebuild: Callable[[], Path] | None = None) -> dict:
     """The search's reference point, measured once and kept beside its logs, so a resumed search keeps its units.
 
     Trials are timed as a ratio to the plain int8 artifact times its latency; re-measuring that latency at
     every restart would put the trials of each segment in other units. The first call runs ``measure()``
-    (e.g. ``references.reference_point``) and writes the JSON file atomically; later calls read it. Raises
-    SearchError when the stored reference artifact no longer exists.
+    (e.g. ``references.reference_point``) and writes the JSON file atomically, with the artifact's sha256;
+    later calls read it. When the stored artifact is gone (a fresh clone: runs/ is not committed), ``rebuild()``
+    makes it again (the export is deterministic and its folder is keyed by checkpoint and export code): the
+    stored figures stand when the rebuilt file lies at the stored path and, where a digest was stored, has that
+    digest. Raises SearchError (one sentence) when it cannot be rebuilt so.
     """
     from helpers.io import write_json
-    from helpers.paths import resolve
+    from helpers.paths import portable, resolve
 
     path = Path(path)
     if path.exists():
         ref = json.loads(path.read_text())
         artifact = (ref.get("latency_reference") or [None])[0]
         if artifact and not resolve(artifact).exists():
-            raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; delete {path} "
-                              "and the search's logs to start the search over")
+            made = rebuild() if rebuild is not None else None
+            if made is None or portable(made) != artifact:
+                where = "" if made is None else f" (this code makes {portable(made)} instead: the export code changed)"
+                raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone and cannot be "
+                                  f"made again at that path{where}; run the search where it was made, or delete "
+                                  f"{path} and the search's logs to start the search over")
+            stored = ref.get("int8_sha256")
+            if stored and _sha256(resolve(artifact)) != stored:
+                raise SearchError(f"the reference artifact {artifact} was made again but differs from the one {path} "
+                                  "was measured on (another sha256); delete it and the search's logs to start over")
         return ref
     ref = measure()
+    artifact = (ref.get("latency_reference") or [None])[0]
+    if artifact and resolve(artifact).exists():
+        ref = {**ref, "int8_sha256": _sha256(resolve(artifact))}
     write_json(path, ref)
     return json.loads(path.read_text())
+
+
+def _sha256(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def default_log(config_path: str | Path) -> Path:

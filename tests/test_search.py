@@ -262,6 +262,19 @@ def test_the_reference_is_measured_once_per_search(tmp_path):
     first = stored_reference(tmp_path / "ref.json", measure)
     again = stored_reference(tmp_path / "ref.json", measure)  # a restart: the stored figure, not a new one
     assert calls == [1] and again == first and again["int8_latency_ms"] == pytest.approx(0.1)
+    assert first["int8_sha256"]  # the artifact's digest is kept with the figures
     art.unlink()
     with pytest.raises(SearchError, match="start the search over"):
         stored_reference(tmp_path / "ref.json", measure)
+
+    def rebuild(content=b"x", where=art):  # a fresh clone: the export makes the file again at its keyed path
+        where.write_bytes(content)
+        return where
+
+    assert stored_reference(tmp_path / "ref.json", measure, rebuild=rebuild) == first and calls == [1]
+    art.unlink()
+    with pytest.raises(SearchError, match="differs from the one"):  # made again, but not the same file
+        stored_reference(tmp_path / "ref.json", measure, rebuild=lambda: rebuild(b"y"))
+    art.unlink()
+    with pytest.raises(SearchError, match="export code changed"):  # the code now puts it elsewhere
+        stored_reference(tmp_path / "ref.json", measure, rebuild=lambda: rebuild(where=tmp_path / "other.tflite"))
