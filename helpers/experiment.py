@@ -142,10 +142,10 @@ def prepare(template, model, record: dict, ctx, profile: str, reference_path: st
     from helpers.references import reference_point
     from helpers.trial import NetworkKeyedTrial, PlanTrial, with_finetune_epochs
 
-    from helpers.artifacts import plain_int8
+    from helpers.references import remade_reference
 
     ref = stored_reference(reference_path, lambda: reference_point(model, record, ctx),
-                           rebuild=lambda: plain_int8(model, record))
+                           rebuild=lambda: remade_reference(model, record, ctx))
     pair = ref["latency_reference"]
     if executor is not None:
         from helpers.cluster import RemoteTrial, trial_spec

@@ -38,3 +38,16 @@ def reference_point(model, record: dict, ctx: Context, threads: int = 1) -> dict
             "int8_val_accuracy": evaluate_tflite(pair[0], ctx.val_ds, None, threads)["accuracy"],
             "fp32_latency_ms": ratio * pair[1], "int8_artifact": portable(pair[0]), "fp32_artifact": portable(fp32),
             "latency_reference": (portable(pair[0]), pair[1])}
+
+
+def remade_reference(model, record: dict, ctx: Context) -> dict:
+    """The baseline's plain int8 artifact made again (a stored reference whose file is gone), with the fp32 and int8
+    validation accuracies that show it is the network the reference was measured on (``trials.stored_reference``)."""
+    from helpers.artifacts import plain_int8
+    from helpers.identity import EXPORT_CODE, code_digest
+    from helpers.runtime import evaluate_tflite
+    from helpers.train import evaluate
+
+    path = plain_int8(model, record)
+    return {"artifact": path, "int8_val_accuracy": evaluate_tflite(path, ctx.val_ds)["accuracy"],
+            "fp32_val_accuracy": evaluate(model, ctx.val_ds)["accuracy"], "code": code_digest(*EXPORT_CODE)}

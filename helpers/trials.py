@@ -71,42 +71,58 @@ def check_log_path(log_path: Path) -> None:
                           "path") from None
 
 
-def stored_reference(path: str | Path, measure: Callable[[], dict], rebuild: Callable[[], Path] | None = None) -> dict:
+def stored_reference(path: str | Path, measure: Callable[[], dict], rebuild: Callable[[], dict] | None = None) -> dict:
     """The search's reference point, measured once and kept beside its logs, so a resumed search keeps its units.
 
     Trials are timed as a ratio to the plain int8 artifact times its latency; re-measuring that latency at
     every restart would put the trials of each segment in other units. The first call runs ``measure()``
     (e.g. ``references.reference_point``) and writes the JSON file atomically, with the artifact's sha256;
-    later calls read it. When the stored artifact is gone (a fresh clone: runs/ is not committed), ``rebuild()``
-    makes it again (the export is deterministic and its folder is keyed by checkpoint and export code): the
-    stored figures stand when the rebuilt file lies at the stored path and, where a digest was stored, has that
-    digest. Raises SearchError (one sentence) when it cannot be rebuilt so.
+    later calls read it.
+
+    When the stored artifact is gone (a fresh clone: runs/ is not committed), ``rebuild()`` makes the baseline's
+    plain int8 artifact again on this machine (``references.remade_reference``: {artifact, int8_val_accuracy,
+    fp32_val_accuracy}). The stored latency stands when the remade artifact is the same network: the same sha256
+    where one was stored, else the same fp32 and int8 validation accuracy as stored (exactly: every image scored
+    alike). A remade artifact at another path (the code that keys its folder changed) is then recorded in the file
+    (``remade``: old and new path, what was checked). Anything else is refused in one sentence (SearchError).
     """
     from helpers.io import write_json
     from helpers.paths import portable, resolve
 
     path = Path(path)
-    if path.exists():
-        ref = json.loads(path.read_text())
+    if not path.exists():
+        ref = measure()
         artifact = (ref.get("latency_reference") or [None])[0]
-        if artifact and not resolve(artifact).exists():
-            made = rebuild() if rebuild is not None else None
-            if made is None or portable(made) != artifact:
-                where = "" if made is None else f" (this code makes {portable(made)} instead: the export code changed)"
-                raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone and cannot be "
-                                  f"made again at that path{where}; run the search where it was made, or delete "
-                                  f"{path} and the search's logs to start the search over")
-            stored = ref.get("int8_sha256")
-            if stored and _sha256(resolve(artifact)) != stored:
-                raise SearchError(f"the reference artifact {artifact} was made again but differs from the one {path} "
-                                  "was measured on (another sha256); delete it and the search's logs to start over")
-        return ref
-    ref = measure()
+        if artifact and resolve(artifact).exists():
+            ref = {**ref, "int8_sha256": _sha256(resolve(artifact))}
+        write_json(path, ref)
+        return json.loads(path.read_text())
+    ref = json.loads(path.read_text())
     artifact = (ref.get("latency_reference") or [None])[0]
-    if artifact and resolve(artifact).exists():
-        ref = {**ref, "int8_sha256": _sha256(resolve(artifact))}
-    write_json(path, ref)
-    return json.loads(path.read_text())
+    if not artifact or resolve(artifact).exists():
+        return ref
+    start_over = f"run the search where it was made, or delete {path} and the search's logs to start the search over"
+    if rebuild is None:
+        raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; {start_over}")
+    made = rebuild()
+    new = portable(made["artifact"])
+    if ref.get("int8_sha256"):
+        same = _sha256(resolve(new)) == ref["int8_sha256"]
+        checked = "the same sha256"
+    else:
+        keys = ("fp32_val_accuracy", "int8_val_accuracy")
+        same = all(k in ref and float(made[k]) == float(ref[k]) for k in keys)
+        checked = ("the same fp32 and int8 validation accuracy as stored ("
+                   + ", ".join(f"{float(ref.get(k, float('nan'))):.6g}" for k in keys) + ")")
+    if not same:
+        raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone and the one made "
+                          f"again here ({new}) is not the same network (not {checked}); {start_over}")
+    if new != artifact:
+        remade = {"was": artifact, "now": new, "checked": checked, "code": made.get("code")}
+        ref = {**ref, "latency_reference": [new, ref["latency_reference"][1]], "int8_artifact": new,
+               "remade": [*ref.get("remade", []), remade]}
+        write_json(path, ref)
+    return ref
 
 
 def _sha256(path: Path) -> str:

@@ -1,5 +1,6 @@
 """The search harness: objectives, the trial log (corrupt lines, resume after SIGKILL), failures, parallel trials."""
 
+import json
 import math
 import signal
 import subprocess
@@ -267,14 +268,23 @@ def test_the_reference_is_measured_once_per_search(tmp_path):
     with pytest.raises(SearchError, match="start the search over"):
         stored_reference(tmp_path / "ref.json", measure)
 
-    def rebuild(content=b"x", where=art):  # a fresh clone: the export makes the file again at its keyed path
+    def rebuild(content=b"x", where=art, accuracy=0.9):  # a fresh clone: the export makes the file again
         where.write_bytes(content)
-        return where
+        return {"artifact": where, "int8_val_accuracy": accuracy, "fp32_val_accuracy": accuracy}
 
     assert stored_reference(tmp_path / "ref.json", measure, rebuild=rebuild) == first and calls == [1]
     art.unlink()
-    with pytest.raises(SearchError, match="differs from the one"):  # made again, but not the same file
+    with pytest.raises(SearchError, match="not the same network"):  # made again, but not the same file
         stored_reference(tmp_path / "ref.json", measure, rebuild=lambda: rebuild(b"y"))
+    # a reference stored without a digest (before digests were kept), remade at another path by changed code:
+    # accepted when both validation accuracies are the stored ones, and the move is recorded
     art.unlink()
-    with pytest.raises(SearchError, match="export code changed"):  # the code now puts it elsewhere
-        stored_reference(tmp_path / "ref.json", measure, rebuild=lambda: rebuild(where=tmp_path / "other.tflite"))
+    old = {"fp32_val_accuracy": 0.9, "int8_val_accuracy": 0.85, "latency_reference": [str(art), 0.1]}
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    moved = tmp_path / "moved.tflite"
+    with pytest.raises(SearchError, match="not the same network"):
+        stored_reference(tmp_path / "old.json", measure, rebuild=lambda: rebuild(where=moved, accuracy=0.9))
+    ref = stored_reference(tmp_path / "old.json", measure, rebuild=lambda: {**rebuild(where=moved),
+                                                                            "int8_val_accuracy": 0.85})
+    assert ref["latency_reference"] == [str(moved), 0.1] and ref["remade"][0]["was"] == str(art)
+    assert json.loads((tmp_path / "old.json").read_text())["remade"] and calls == [1]
