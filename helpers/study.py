@@ -171,7 +171,8 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
                          cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
         fin = confirm_front(res.trials[:cfg.budget], obj, s.final, layout.log(ds, seed, m, True), cfg.final_runs,
                             on_trial=tick)
-        row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor), "screen_slack": slack}
+        known = _known_test(folder, ds, seed, m)
+        row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor, known), "screen_slack": slack}
         with lock:
             chosen.append(row)
             bar.update(max(0, cfg.final_runs - len(fin.trials)))  # a front shorter than final_runs: never counted
@@ -244,7 +245,18 @@ def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
     return json.loads(path.read_text())["accuracy"]
 
 
-def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None) -> dict:
+def _known_test(folder: Path, ds: str, seed: int, method: str) -> dict:
+    """{chosen values (JSON): test accuracy} of a search already in chosen.csv: a resumed study replays a finished
+    search and keeps the test score it had (its artifact may be gone with a fresh clone's runs/)."""
+    path = StudyLayout(folder).chosen
+    if not path.exists():
+        return {}
+    t = pd.read_csv(path)
+    t = t[(t.dataset == ds) & (t.seed == seed) & (t.method == method) & t.chosen.notna() & t.test_accuracy.notna()]
+    return dict(zip(t.chosen, t.test_accuracy))
+
+
+def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None, known: dict | None = None) -> dict:
     from helpers.runtime import evaluate_tflite
 
     row = {"dataset": ds, "seed": seed, "method": method, "int8_latency_ms": ref["int8_latency_ms"],
@@ -254,13 +266,16 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None) -
         return {**row, "chosen": None, "latency_ms": np.nan, "val_accuracy": np.nan, "test_accuracy": np.nan,
                 "test_n": len(test_ds), "summary": f"no final run cleared the bar ({fin.message})"}
     b = fin.best
-    if paths.resolve(b["artifact"]).is_file():
+    chosen = json.dumps(b["values"], sort_keys=True)
+    if chosen in (known or {}):
+        test = float(known[chosen])
+    elif paths.resolve(b["artifact"]).is_file():
         test = evaluate_tflite(paths.resolve(b["artifact"]), test_ds)["accuracy"]
     else:  # made on another machine of the cluster: scored there, on the same test split
         from helpers.cluster import evaluate_where_made
 
         test = evaluate_where_made(executor, b, ds, test_ds)
-    return {**row, "chosen": json.dumps(b["values"], sort_keys=True), "latency_ms": b["latency_ms"],
+    return {**row, "chosen": chosen, "latency_ms": b["latency_ms"],
             "val_accuracy": b["accuracy"], "test_accuracy": test, "test_n": len(test_ds), "artifact": b["artifact"],
             "budget": b.get("budget"), "summary": f"chosen {b['values']}: {ref['int8_latency_ms'] / b['latency_ms']:.2f}x vs plain int8, "
                        f"validation {100 * b['accuracy']:.2f}%, test {100 * test:.2f}%"}
