@@ -172,7 +172,9 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
         fin = confirm_front(res.trials[:cfg.budget], obj, s.final, layout.log(ds, seed, m, True), cfg.final_runs,
                             on_trial=tick)
         known = _known_test(folder, ds, seed, m)
-        row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor, known), "screen_slack": slack}
+        remake = getattr(s.final, "trial", s.final)  # the plan trial behind the network store: runs the plan again
+        row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor, known, remake),
+               "screen_slack": slack}
         with lock:
             chosen.append(row)
             bar.update(max(0, cfg.final_runs - len(fin.trials)))  # a front shorter than final_runs: never counted
@@ -256,7 +258,8 @@ def _known_test(folder: Path, ds: str, seed: int, method: str) -> dict:
     return dict(zip(t.chosen, t.test_accuracy))
 
 
-def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None, known: dict | None = None) -> dict:
+def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None, known: dict | None = None,
+                remake=None) -> dict:
     from helpers.runtime import evaluate_tflite
 
     row = {"dataset": ds, "seed": seed, "method": method, "int8_latency_ms": ref["int8_latency_ms"],
@@ -271,6 +274,8 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None, k
         test = float(known[chosen])
     elif paths.resolve(b["artifact"]).is_file():
         test = evaluate_tflite(paths.resolve(b["artifact"]), test_ds)["accuracy"]
+    elif executor is None and remake is not None:  # run on this machine before its runs/ was lost: made again
+        test = _remade_test(remake, b, test_ds)
     else:  # made on another machine of the cluster: scored there, on the same test split
         from helpers.cluster import evaluate_where_made
 
@@ -279,6 +284,18 @@ def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None, k
             "val_accuracy": b["accuracy"], "test_accuracy": test, "test_n": len(test_ds), "artifact": b["artifact"],
             "budget": b.get("budget"), "summary": f"chosen {b['values']}: {ref['int8_latency_ms'] / b['latency_ms']:.2f}x vs plain int8, "
                        f"validation {100 * b['accuracy']:.2f}%, test {100 * test:.2f}%"}
+
+
+def _remade_test(remake, best: dict, test_ds) -> float:
+    """Test accuracy of a chosen final run whose artifact is gone (a network run before this clone): the plan is run
+    again (deterministic training and export) and scored when its validation accuracy is the logged one exactly."""
+    from helpers.runtime import evaluate_tflite
+
+    again = remake(best["values"])
+    if again["accuracy"] != best["accuracy"]:
+        raise RuntimeError(f"the chosen plan {best['values']} run again scores {again['accuracy']} on validation, not the "
+                           f"logged {best['accuracy']}: not the same network; run the study where its artifacts are")
+    return evaluate_tflite(paths.resolve(again["artifact"]), test_ds)["accuracy"]
 
 
 def _write_chosen(folder: Path, rows: list[dict]) -> None:
