@@ -95,6 +95,31 @@ def _cmd_controls(args) -> int:
     return 0
 
 
+def _cmd_table(args) -> int:
+    from helpers.cluster import executor_for
+    from helpers.table import STAGES, build_table
+    from helpers.table_config import load_table_config
+
+    cfg = load_table_config(args.config)  # checked whole before any baseline is touched
+    stages = STAGES if args.stage == "all" else (args.stage,)
+    with executor_for(args.workers, args.scheduler) as executor:
+        folder = build_table(cfg, args.resume, stages, executor=executor, progress=not args.quiet)
+    from helpers.table_report import build_summary
+
+    print("\n".join(build_summary(cfg, folder)))
+    return 0
+
+
+def _cmd_replay(args) -> int:
+    from helpers.table_config import load_table_config
+    from helpers.table_report import run_replays
+
+    cfg = load_table_config(args.config)
+    lines = run_replays(cfg, args.machine, args.seeds, args.optimisers, as_json=args.json)
+    print("\n".join(lines))
+    return 0
+
+
 def _cmd_report(args) -> int:
     from helpers import paths
     from helpers.report import build_report, readme_section, write_readme
@@ -353,6 +378,34 @@ def build_parser() -> argparse.ArgumentParser:
                                    "params/studies/o8.yaml) instead of 08's; plans made elsewhere are built again here")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_controls)
+
+    p = sub.add_parser("table", help="the tabular benchmark: every network of a discrete space measured once (resumable)",
+                       description="Measure every network of the space CONFIG describes (ResNet-18's per-stage channel "
+                                   "counts): pruned from the baseline, fine-tuned, exported int8, timed paired against "
+                                   "plain int8 and scored as counts; then Scratch-B of the front, the uniform widths and "
+                                   "a random subset, and a second training seed of a random subset. Rows go to "
+                                   "results/study/<name>/<machine>/ as they finish.")
+    p.add_argument("config", help="table config YAML (e.g. params/tables/o8-table.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue this machine's table")
+    p.add_argument("--stage", default="all", choices=("inherit", "scratch", "seed1", "all"),
+                   help="inherit: the pruned networks; scratch: Scratch-B (after every inherit row); seed1: the second "
+                        "training seed; all (default)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--workers", type=positive, help="build the pruned networks on a local Dask cluster of N processes")
+    g.add_argument("--scheduler", help="build them on the Dask cluster at ADDRESS; this machine stays the target")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_table)
+
+    p = sub.add_parser("replay", help="optimisers replayed on a measured table, with the pre-registered verdict",
+                       description="Replay every optimiser of CONFIG (GP, TPE, random, greedy) for its seeds on this "
+                                   "machine's finished table; write the trajectories and the verdicts beside it and "
+                                   "print them.")
+    p.add_argument("config", help="table config YAML (e.g. params/tables/o8-table.yaml)")
+    p.add_argument("--machine", help="replay the table measured on this machine id (default: this machine)")
+    p.add_argument("--seeds", type=positive, help="replays per optimiser (default: the config's)")
+    p.add_argument("--optimisers", nargs="+", help="optimisers to replay (default: the config's)")
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
                        description="Print the results section generated from the committed tables of a profile.")

@@ -26,7 +26,7 @@ from helpers import paths
 from helpers.search import SearchError
 from helpers.study_analysis import _used_slack, calibrated_slack
 from helpers.study_config import StudyConfig, load_study
-from helpers.trials import StudyLayout, read_log
+from helpers.trials import StudyLayout, known_test, read_log, write_chosen
 
 
 def record_profile(cfg: StudyConfig) -> str:
@@ -171,14 +171,14 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
                          cfg.n_initial, surrogate=cfg.surrogate, on_trial=tick)
         fin = confirm_front(res.trials[:cfg.budget], obj, s.final, layout.log(ds, seed, m, True), cfg.final_runs,
                             on_trial=tick)
-        known = _known_test(folder, ds, seed, m)
+        known = known_test(folder, ds, seed, m)
         remake = getattr(s.final, "trial", s.final)  # the plan trial behind the network store: runs the plan again
         row = {**_chosen_row(ds, seed, m, fin, ref, test_ds, fp32_test, executor, known, remake),
                "screen_slack": slack}
         with lock:
             chosen.append(row)
             bar.update(max(0, cfg.final_runs - len(fin.trials)))  # a front shorter than final_runs: never counted
-            _write_chosen(folder, chosen)
+            write_chosen(folder, chosen)
             log(f"{tag}: {row['summary']}")
 
     if executor is None:
@@ -247,17 +247,6 @@ def _fp32_test(folder: Path, ds: str, ref: dict, test_ds) -> float:
     return json.loads(path.read_text())["accuracy"]
 
 
-def _known_test(folder: Path, ds: str, seed: int, method: str) -> dict:
-    """{chosen values (JSON): test accuracy} of a search already in chosen.csv: a resumed study replays a finished
-    search and keeps the test score it had (its artifact may be gone with a fresh clone's runs/)."""
-    path = StudyLayout(folder).chosen
-    if not path.exists():
-        return {}
-    t = pd.read_csv(path)
-    t = t[(t.dataset == ds) & (t.seed == seed) & (t.method == method) & t.chosen.notna() & t.test_accuracy.notna()]
-    return dict(zip(t.chosen, t.test_accuracy))
-
-
 def _chosen_row(ds, seed, method, fin, ref, test_ds, fp32_test, executor=None, known: dict | None = None,
                 remake=None) -> dict:
     from helpers.runtime import evaluate_tflite
@@ -296,14 +285,3 @@ def _remade_test(remake, best: dict, test_ds) -> float:
         raise RuntimeError(f"the chosen plan {best['values']} run again scores {again['accuracy']} on validation, not the "
                            f"logged {best['accuracy']}: not the same network; run the study where its artifacts are")
     return evaluate_tflite(paths.resolve(again["artifact"]), test_ds)["accuracy"]
-
-
-def _write_chosen(folder: Path, rows: list[dict]) -> None:
-    from helpers.io import atomic_path
-
-    chosen = StudyLayout(folder).chosen
-    old = pd.read_csv(chosen) if chosen.exists() else pd.DataFrame()
-    new = pd.DataFrame(rows).drop(columns=["summary"])
-    both = pd.concat([old, new]).drop_duplicates(["dataset", "seed", "method"], keep="last") if len(old) else new
-    with atomic_path(chosen) as tmp:
-        both.sort_values(["dataset", "seed", "method"]).to_csv(tmp, index=False)

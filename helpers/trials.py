@@ -177,7 +177,7 @@ class StudyLayout:
         out = []
         for p in sorted(self.folder.glob("*.jsonl")):
             m = _SEARCH_LOG.match(p.name)
-            if m is None or "-networks-" in p.name:
+            if m is None or "-networks-" in p.name or "-live-" in p.name:
                 continue
             row = {"dataset": m["dataset"], "seed": int(m["seed"]), "method": m["method"], "final": bool(m["final"]),
                    "path": p}
@@ -230,6 +230,54 @@ class StudyLayout:
         return self.folder / "figures"
 
 
+@dataclass(frozen=True)
+class TableLayout:
+    """Every file of a tabular benchmark's folder (results/study/<name>/<machine>/), named here and nowhere else."""
+
+    folder: Path
+
+    def __post_init__(self):
+        object.__setattr__(self, "folder", Path(self.folder))
+
+    @property
+    def meta(self) -> Path:
+        return self.folder / "table.json"
+
+    @property
+    def run_record(self) -> Path:
+        return self.folder / "run_record.json"
+
+    def earlier_record(self, record_id: str) -> Path:
+        return self.folder / "run_records" / f"{record_id}.json"
+
+    def reference(self, dataset: str) -> Path:
+        """A dataset's reference: plain int8 latency, the baseline's and the budget-matched network's validation counts."""
+        return self.folder / f"{dataset}-reference.json"
+
+    def rows(self, dataset: str) -> Path:
+        """A dataset's measured networks (JSON lines, one per network and kind)."""
+        return self.folder / f"{dataset}-table.jsonl"
+
+    def has_rows(self) -> bool:
+        return any(self.folder.glob("*-table.jsonl"))
+
+    def replay(self, dataset: str) -> Path:
+        """The optimisers' replayed trajectories on a dataset's table (regret by trial, per optimiser and seed)."""
+        return self.folder / f"{dataset}-replay.csv"
+
+    def verdicts(self, dataset: str) -> Path:
+        """The pre-registered comparisons of the replays on a dataset's table."""
+        return self.folder / f"{dataset}-verdicts.csv"
+
+    def live(self, dataset: str, seed: int, optimiser: str) -> Path:
+        """A live (not replayed) search's log on the table's space."""
+        return self.folder / f"{dataset}-live-s{seed}-{optimiser}.jsonl"
+
+    @property
+    def figures(self) -> Path:
+        return self.folder / "figures"
+
+
 def study_trials(folder: str | Path) -> pd.DataFrame:
     """Every trial of a study folder as one data frame (what the analyses and figures read instead of the folder):
     the log's fields plus ``dataset``, ``seed``, ``method``, ``final``, ``order`` (position in its log) and
@@ -251,3 +299,26 @@ def study_trials(folder: str | Path) -> pd.DataFrame:
         if c not in df:
             df[c] = pd.Series(dtype=float)
     return df
+
+
+def known_test(folder: Path, ds: str, seed: int, method: str) -> dict:
+    """{chosen values (JSON): test accuracy} of a search already in chosen.csv: a resumed study replays a finished
+    search and keeps the test score it had (its artifact may be gone with a fresh clone's runs/)."""
+    path = StudyLayout(folder).chosen
+    if not path.exists():
+        return {}
+    t = pd.read_csv(path)
+    t = t[(t.dataset == ds) & (t.seed == seed) & (t.method == method) & t.chosen.notna() & t.test_accuracy.notna()]
+    return dict(zip(t.chosen, t.test_accuracy))
+
+
+def write_chosen(folder: Path, rows: list[dict]) -> None:
+    """Merge a study's chosen rows into chosen.csv (one row per dataset, seed and method; the newest wins), atomically."""
+    from helpers.io import atomic_path
+
+    chosen = StudyLayout(folder).chosen
+    old = pd.read_csv(chosen) if chosen.exists() else pd.DataFrame()
+    new = pd.DataFrame(rows).drop(columns=["summary"])
+    both = pd.concat([old, new]).drop_duplicates(["dataset", "seed", "method"], keep="last") if len(old) else new
+    with atomic_path(chosen) as tmp:
+        both.sort_values(["dataset", "seed", "method"]).to_csv(tmp, index=False)

@@ -1,0 +1,300 @@
+"""The tabular benchmark's measurements: every network of a discrete space pruned from the baseline, fine-tuned at
+the deciding fidelity, exported, timed paired against plain int8 and scored as counts, once per dataset.
+
+Rows go to ``<dataset>-table.jsonl`` in results/study/<name>/<machine>/ as each network finishes (``kind``:
+``inherit`` the pruned-and-fine-tuned network; ``scratch`` the same architecture trained from random initialisation
+for the same total budget, Scratch-B; ``seed1`` the pruned network fine-tuned again with training seed 1), so a
+build cut short loses at most the network in progress and the next call goes on from there. Networks are built in
+a seeded random order, so a partial table is a uniform sample of the space. The pruned networks are independent
+jobs: with a Dask executor they run through ``cluster`` (latency as each worker's paired ratio); Scratch-B rows and
+the reference run here.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from helpers import paths
+from helpers.table_config import Lattice, TableConfig
+from helpers.trials import TableLayout, append_log, read_log
+
+STAGES = ("inherit", "scratch", "seed1")
+
+
+def record_profile(cfg: TableConfig) -> str:
+    return f"{'smoke/' if cfg.profile == 'smoke' else ''}study/{cfg.name}"
+
+
+def table_dir(cfg: TableConfig, machine_id: str) -> Path:
+    return paths.results_dir(record_profile(cfg), machine_id)
+
+
+def open_table(cfg: TableConfig, resume: bool) -> Path:
+    """This machine's table folder, created with ``table.json`` or checked against it (another config, or rows
+    without ``--resume``: one sentence)."""
+    from helpers.identity import machine
+    from helpers.io import write_json
+
+    folder = table_dir(cfg, machine()["id"])
+    layout = TableLayout(folder)
+    if layout.meta.exists():
+        old = json.loads(layout.meta.read_text())
+        if old.get("key") != cfg.key():
+            raise ValueError(f"results folder {folder} holds table {cfg.name!r} under another config (key "
+                             f"{old.get('key')} vs {cfg.key()}); give the changed table a new name or delete the folder")
+        if not resume and layout.has_rows():
+            raise ValueError(f"table {cfg.name!r} already has rows in {folder}; pass --resume to continue it")
+    else:
+        write_json(layout.meta, {"key": cfg.key(), "config": asdict(cfg)})
+    return folder
+
+
+def network_plan(cfg: TableConfig, channels, base, dataset: str, seed: int = 0) -> dict:
+    """The plan that makes one network of the space: per-stage pruning to ``channels``, the long fine-tune, PTQ
+    (the training seed is in its name, so each seed's artifact has its own folder)."""
+    return {"name": f"table-{Lattice.key(channels)}" + (f"-seed{seed}" if seed else ""),
+            "steps": [{"method": "structured", "ratio": 0.0, "stage_ratios": cfg.lattice().ratios(channels, base),
+                       "importance": cfg.importance, "round_to": cfg.round_to},
+                      {"method": "finetune", "epochs": cfg.epochs(dataset), "lr": cfg.finetune_lr,
+                       "batch_size": cfg.finetune_batch},
+                      {"method": "ptq", "calibration": cfg.calibration}]}
+
+
+def check_space(cfg: TableConfig, model, ctx, base) -> None:
+    """Every stage's counts fit the baseline, and the narrowest and widest networks prune to exactly their counts
+    (torch-pruning's rounding), before any training; one sentence otherwise."""
+    from helpers.models import stage_channels
+    from helpers.scratch_b import pruned_architecture
+
+    lat = cfg.lattice()
+    for (stage, choices), b in zip(lat.stages.items(), base):
+        if max(choices) > b:
+            raise ValueError(f"space.{stage}: {max(choices)} channels is more than the baseline's {b}; the space can "
+                             "only narrow the baseline")
+    for channels in (tuple(v[0] for v in lat.stages.values()), lat.widest()):
+        got = stage_channels(pruned_architecture(network_plan(cfg, channels, base, ctx.train_ds.name), model, ctx))
+        if tuple(got) != tuple(channels):
+            raise ValueError(f"pruning to {Lattice.key(channels)} gave {Lattice.key(got)} channels; choose counts that "
+                             f"are multiples of round_to {cfg.round_to}")
+
+
+def ordered(cfg: TableConfig) -> list[tuple]:
+    """The space's networks in the table's seeded random build order."""
+    nets = cfg.lattice().networks()
+    return [nets[i] for i in np.random.default_rng(cfg.order_seed).permutation(len(nets))]
+
+
+def front(rows: list[dict]) -> list[str]:
+    """Networks of the inherit rows on the validation-accuracy / latency Pareto front (none faster and as good)."""
+    inherit = sorted((r for r in rows if r["kind"] == "inherit"), key=lambda r: (r["latency_ms"], -r["val_correct"]))
+    out, best = [], -1
+    for r in inherit:
+        if r["val_correct"] > best:
+            out.append(r["network"])
+            best = r["val_correct"]
+    return out
+
+
+def scratch_networks(cfg: TableConfig, rows: list[dict], base) -> list[tuple]:
+    """Scratch-B's networks: the front, the uniform widths that lie in the space, then ``cfg.scratch_b`` others drawn
+    at random (seeded); in that order."""
+    from helpers.models import uniform_channels
+
+    space = set(cfg.lattice().networks())
+    picked = [Lattice.parse_key(k) for k in front(rows)]
+    for f in cfg.uniform:
+        u = tuple(uniform_channels(list(base), f, cfg.round_to))
+        if u in space and u not in picked:
+            picked.append(u)
+    rest = [n for n in ordered(cfg) if n not in picked and any(r["network"] == Lattice.key(n) for r in rows)]
+    rng = np.random.default_rng(cfg.order_seed + 1)
+    return picked + [rest[i] for i in sorted(rng.choice(len(rest), min(cfg.scratch_b, len(rest)), replace=False))]
+
+
+def seed_networks(cfg: TableConfig) -> list[tuple]:
+    nets = ordered(cfg)
+    rng = np.random.default_rng(cfg.order_seed + 2)
+    return [nets[i] for i in sorted(rng.choice(len(nets), min(cfg.second_seed, len(nets)), replace=False))]
+
+
+def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=None, log=print,
+                progress: bool = True) -> Path:
+    """Measure every network of ``cfg`` not yet in this machine's table, stage by stage; returns the folder."""
+    from tqdm.auto import tqdm
+
+    from helpers.baselines import BaselineSpec
+    from helpers.data import load_dataset
+    from helpers.io import write_json
+    from helpers.models import stage_channels
+    from helpers.params import load_profile
+    from helpers.pipeline import context
+    from helpers.provenance import current_record
+
+    bad = [s for s in stages if s not in STAGES]
+    if bad:
+        raise ValueError(f"stage {bad[0]!r} is not one of {', '.join(STAGES)}")
+    folder = open_table(cfg, resume)
+    layout = TableLayout(folder)
+    before = json.loads(layout.run_record.read_text()) if layout.run_record.exists() else None
+    record = current_record(record_profile(cfg))
+    if before and before.get("id") != record["id"]:  # a table measured in several runs names every run record
+        write_json(layout.earlier_record(before["id"]), before)
+    bspec = BaselineSpec.parse(load_profile(cfg.profile)["common"]["baseline_spec"])
+    for ds in cfg.datasets:
+        model, rec = bspec.build(cfg.architecture, ds, progress=progress)
+        base = stage_channels(model)
+        ctx = context(ds, cfg.finetune_images, cfg.val_images)
+        check_space(cfg, model, ctx, base)
+        test_ds = load_dataset(ds, "test").subset(cfg.test_images)
+        ref = table_reference(cfg, layout, ds, model, rec, ctx, bspec, progress)
+        rows = read_log(layout.rows(ds))
+        work = []
+        if "inherit" in stages:
+            work += [("inherit", n) for n in ordered(cfg)]
+        if "seed1" in stages:
+            work += [("seed1", n) for n in seed_networks(cfg)]
+        todo = [(k, n) for k, n in work if not _has(rows, k, n)]
+        bar = tqdm(total=len(todo), desc=f"table {cfg.name} {ds}", unit="network", disable=not progress)
+        runner = _Runner(cfg, model, rec, ctx, ref, record_profile(cfg), executor, ds)
+        for kind, n in todo:
+            row = runner(kind, n, base, test_ds)
+            append_log(layout.rows(ds), {"trial": len(rows), "values": {"channels": list(n)}, **row})
+            rows.append(row)
+            bar.update(1)
+        bar.close()
+        if "scratch" in stages:
+            if any(not _has(rows, "inherit", n) for n in ordered(cfg)):
+                log(f"{ds}: Scratch-B waits until every network has its inherit row (its front decides the networks)")
+                continue
+            for n in scratch_networks(cfg, rows, base):
+                if _has(rows, "scratch", n):
+                    continue
+                row = scratch_row(cfg, n, model, rec, ctx, ref, bspec, test_ds, progress)
+                append_log(layout.rows(ds), {"trial": len(rows), "values": {"channels": list(n)}, **row})
+                rows.append(row)
+                log(f"{ds} scratch {row['network']}: validation {row['val_correct']}/{row['val_n']}, "
+                    f"{ref['int8_latency_ms'] / row['latency_ms']:.2f}x over plain int8")
+    return folder
+
+
+def _has(rows: list[dict], kind: str, channels) -> bool:
+    key = Lattice.key(channels)
+    return any(r["kind"] == kind and r["network"] == key and r.get("status") == "ok" for r in rows)
+
+
+class _Runner:
+    """One pruned network: the plan run here (``trial.PlanTrial``) or on a Dask worker (``cluster.RemoteTrial``)."""
+
+    def __init__(self, cfg, model, rec, ctx, ref, profile, executor, dataset):
+        self.cfg, self.model, self.rec, self.ctx, self.ref = cfg, model, rec, ctx, ref
+        self.profile, self.executor, self.dataset = profile, executor, dataset
+
+    def __call__(self, kind: str, channels, base, test_ds) -> dict:
+        from helpers.bars import correct_count
+        from helpers.compress.plan import CompressionPlan
+        from helpers.runtime import evaluate_tflite
+
+        seed = 1 if kind == "seed1" else 0
+        plan = CompressionPlan.from_dict(network_plan(self.cfg, channels, base, self.dataset, seed))
+        pair = self.ref["latency_reference"]
+        t0 = time.perf_counter()
+        if self.executor is None:
+            from dataclasses import replace
+
+            from helpers.trial import PlanTrial
+
+            # the same images, another training seed (fine-tuning order, calibration draw); validation unchanged
+            ctx = self.ctx if seed == 0 else replace(self.ctx, seed=seed, state={})
+            out = PlanTrial(plan, self.model, self.rec, ctx, self.profile, reference=(pair[0], pair[1]))({})
+            test = evaluate_tflite(paths.resolve(out["artifact"]), test_ds)["accuracy"]
+        else:
+            from helpers.cluster import RemoteTrial, evaluate_where_made, trial_spec
+
+            spec = trial_spec(self.rec, (self.dataset, self.cfg.finetune_images, self.cfg.val_images, seed, 1), plan,
+                              self.profile, pair[1])
+            out = RemoteTrial(spec, self.executor, plan, self.model, self.ctx)({})
+            test = evaluate_where_made(self.executor, out, self.dataset, test_ds)
+        return {"kind": kind, "network": Lattice.key(channels), "status": "ok", "training_seed": seed,
+                "val_correct": correct_count(out["accuracy"], out["val_n"]), "val_n": out["val_n"],
+                "test_correct": correct_count(test, len(test_ds)), "test_n": len(test_ds),
+                "latency_ms": out["latency_ms"], "ratio": out["latency_ms"] / pair[1],
+                "latency_iqr_ms": out["latency_iqr_ms"], "macs": out["macs"], "size_kB": out["size_kB"],
+                "full_integer": out["full_integer"], "checks_fail": out["checks_fail"], "budget": out.get("budget"),
+                "cost": out["cost"], "seconds": round(time.perf_counter() - t0, 2), "run_record": out["run_record"],
+                "artifact": out["artifact"], "worker": out.get("worker")}
+
+
+def table_reference(cfg: TableConfig, layout: TableLayout, ds: str, model, rec, ctx, bspec, progress: bool) -> dict:
+    """The dataset's reference (``references.reference_point``, kept once) plus the bar's source: the unpruned
+    network trained from scratch for the table's budget (budget-matched), its fp32 validation count."""
+    from helpers.budget import epochs_for, total_passes
+    from helpers.controls import train_control
+    from helpers.references import reference_point, remade_reference
+    from helpers.train import evaluate
+    from helpers.trials import stored_reference
+
+    def measure():
+        point = reference_point(model, rec, ctx)
+        widest = cfg.lattice().widest()
+        plan = network_plan(cfg, widest, widest, ds)
+        budget = total_passes(rec, plan, cfg.finetune_images, ctx.split_images)
+        row = {"kind": "budget_matched", "fraction": 1.0, "channels": None, "budget": budget,
+               "epochs": epochs_for(budget, bspec.train_images, ctx.split_images)}
+        matched, mrec = train_control(cfg.architecture, ds, row, bspec, progress)
+        acc = evaluate(matched, ctx.val_ds)["accuracy"]
+        return {**point, "budget": budget, "matched_checkpoint": paths.portable(mrec["path"]),
+                "matched_val_correct": int(round(acc * len(ctx.val_ds))), "val_n": len(ctx.val_ds),
+                "baseline_val_correct": int(round(point["fp32_val_accuracy"] * len(ctx.val_ds)))}
+
+    return stored_reference(layout.reference(ds), measure, rebuild=lambda: remade_reference(model, rec, ctx))
+
+
+def scratch_row(cfg: TableConfig, channels, model, rec, ctx, ref, bspec, test_ds, progress: bool) -> dict:
+    """Scratch-B of one network: its architecture re-initialised and trained with the baseline's recipe for the
+    table's total budget, exported int8, timed paired against plain int8 and scored as counts."""
+    from helpers.budget import epochs_for
+    from helpers.controls import measure_artifact
+    from helpers.data import calibration_batches, load_dataset
+    from helpers.export import export_tflite
+    from helpers.identity import config_key
+    from helpers.models import stage_channels
+    from helpers.provenance import current_record
+    from helpers.scratch_b import pruned_architecture, train_scratch
+
+    from helpers.models import count_macs_params
+
+    t0 = time.perf_counter()
+    base = stage_channels(model)
+    plan = network_plan(cfg, channels, base, ctx.train_ds.name)
+    train_all = load_dataset(ctx.train_ds.name, "train")
+    epochs = epochs_for(ref["budget"], bspec.train_images, len(train_all))
+    net = train_scratch(pruned_architecture(plan, model, ctx), train_all.subset(bspec.train_images, seed=bspec.seed),
+                        epochs, bspec, progress)
+    key = config_key({"plan": plan, "baseline": Path(rec["path"]).stem, "budget": ref["budget"], "scratch": True})
+    out = paths.run_dir(record_profile(cfg)) / "scratch-b" / key / "model.tflite"
+    export_tflite(net, out, "int8", calibration_batches(train_all, cfg.calibration), ctx.input_size, ctx.in_channels)
+    fig, _ = measure_artifact(out, paths.resolve(ref["latency_reference"][0]), ctx.val_ds, test_ds)
+    macs, _ = count_macs_params(net, ctx.input_size, ctx.in_channels)
+    return {"kind": "scratch", "network": Lattice.key(channels), "status": "ok", "training_seed": bspec.seed,
+            "val_correct": fig["int8_val_correct"], "val_n": fig["val_n"], "test_correct": fig["int8_test_correct"],
+            "test_n": fig["test_n"], "latency_ms": fig["ratio_to_int8"] * ref["int8_latency_ms"],
+            "ratio": fig["ratio_to_int8"], "macs": macs,
+            "latency_iqr_ms": fig["speedup_iqr"] * fig["ratio_to_int8"] ** 2 * ref["int8_latency_ms"],
+            "budget": ref["budget"], "epochs": epochs, "seconds": round(time.perf_counter() - t0, 2),
+            "run_record": current_record(record_profile(cfg))["id"], "artifact": paths.portable(out)}
+
+
+def table_frame(folder: Path, dataset: str):
+    """A dataset's table rows as a data frame (one row per network and kind; the last row of a repeat wins)."""
+    import pandas as pd
+
+    rows = read_log(TableLayout(folder).rows(dataset))
+    df = pd.DataFrame(rows)
+    if not len(df):
+        return df
+    return df[df.status == "ok"].drop_duplicates(["kind", "network"], keep="last").reset_index(drop=True)

@@ -1,0 +1,153 @@
+"""The tabular benchmark's pre-registered analysis: optimisers replayed on a dataset's table, their regret, the
+paired comparisons (Wilcoxon signed-rank, median ratio with a bootstrap interval, practical equivalence), the
+training-seed noise near the bar, and the fastest network that clears the bar against the uniform widths."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from helpers.bars import bar_fraction
+from helpers.objective import Objective
+from helpers.replay import TableSearch, replay
+from helpers.table import table_frame
+from helpers.table_config import Lattice, TableConfig
+from helpers.trials import TableLayout
+
+
+def table_search(cfg: TableConfig, folder: Path, dataset: str) -> tuple[TableSearch, dict]:
+    """The dataset's inherit rows as an oracle, the bar from the budget-matched network's validation count minus
+    the threshold (exact fractions). ValueError when the table does not hold every network of the space."""
+    import json
+
+    layout = TableLayout(folder)
+    if not layout.reference(dataset).exists():
+        raise ValueError(f"no table of {dataset} in {folder}; build it with `python -m helpers table CONFIG`")
+    ref = json.loads(layout.reference(dataset).read_text())
+    df = table_frame(folder, dataset)
+    inherit = df[df.kind == "inherit"] if len(df) else df
+    lat = cfg.lattice()
+    have = set(inherit.network) if len(inherit) else set()
+    missing = [Lattice.key(n) for n in lat.networks() if Lattice.key(n) not in have]
+    if missing:
+        raise ValueError(f"the {dataset} table in {folder} lacks {len(missing)} of {len(lat)} networks (e.g. "
+                         f"{missing[0]}); finish it with `python -m helpers table CONFIG --resume` before replaying")
+    outcomes = {Lattice.parse_key(r.network): {"val_correct": int(r.val_correct), "val_n": int(r.val_n),
+                                               "latency_ms": float(r.latency_ms)} for r in inherit.itertuples()}
+    bar = bar_fraction(ref["matched_val_correct"], ref["val_n"], cfg.threshold)
+    obj = Objective("constrained", float(Fraction(ref["matched_val_correct"], ref["val_n"])), cfg.threshold,
+                    ref["int8_latency_ms"])
+    return TableSearch(outcomes, lat, bar, obj), ref
+
+
+def replays(cfg: TableConfig, folder: Path, dataset: str, optimisers=None, seeds: int | None = None) -> pd.DataFrame:
+    """Every optimiser's replays (seeds 0..seeds-1, each to the largest budget) with the regret after each trial."""
+    space, ref = table_search(cfg, folder, dataset)
+    best = space.best_latency()
+    rows = []
+    for opt in optimisers or cfg.optimisers:
+        for seed in range(seeds or cfg.seeds):
+            trials = replay(space, opt, seed, max(cfg.budgets), cfg.n_initial)
+            for t in trials:
+                chosen = t["best_ms"] if t["best_ms"] == t["best_ms"] else ref["int8_latency_ms"]  # no plan: plain int8
+                rows.append({"dataset": dataset, "optimiser": opt, "seed": seed, **t, "regret": chosen / best})
+    return pd.DataFrame(rows)
+
+
+def regret_at(runs: pd.DataFrame, budget: int, reference_ms: float, best_ms: float) -> pd.DataFrame:
+    """Regret after ``budget`` trials per optimiser and seed; a search that stopped earlier keeps its last value."""
+    out = []
+    for (opt, seed), g in runs.groupby(["optimiser", "seed"]):
+        g = g.sort_values("trial")
+        upto = g[g.trial < budget]
+        r = upto.regret.iloc[-1] if len(upto) else reference_ms / best_ms
+        out.append({"optimiser": opt, "seed": seed, "budget": budget, "regret": float(r)})
+    return pd.DataFrame(out)
+
+
+def compare(a: np.ndarray, b: np.ndarray, one_sided: bool, level: float, margin: float, alpha: float,
+            resamples: int = 10_000, seed: int = 0) -> dict:
+    """Paired comparison of two optimisers' regrets over seeds: Wilcoxon signed-rank of log(a) - log(b) (one-sided:
+    a lower), the median ratio a/b with its bootstrap interval, and the verdict with practical equivalence."""
+    from scipy.stats import wilcoxon
+
+    d = np.log(a) - np.log(b)
+    if np.all(d == 0):
+        p, stat = 1.0, 0.0
+    else:
+        res = wilcoxon(d, alternative="less" if one_sided else "two-sided")
+        p, stat = float(res.pvalue), float(res.statistic)
+    rng = np.random.default_rng(seed)
+    boots = np.median(rng.choice(d, (resamples, len(d)), replace=True), axis=1)
+    lo, hi = np.exp(np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2]))
+    ratio = float(np.exp(np.median(d)))
+    equivalent = 1 - margin <= lo and hi <= 1 + margin
+    if p < alpha and (one_sided or ratio < 1):
+        verdict = "first better"
+    elif p < alpha:
+        verdict = "second better"
+    elif equivalent:
+        verdict = f"equivalent within +/-{100 * margin:g}%"
+    else:
+        verdict = "no difference shown (not equivalent either)"
+    return {"seeds": len(d), "wins": int((d < 0).sum()), "ties": int((d == 0).sum()), "losses": int((d > 0).sum()),
+            "median_ratio": ratio, "lo": float(lo), "hi": float(hi), "wilcoxon_W": stat, "p": p,
+            "equivalent": bool(equivalent), "verdict": verdict}
+
+
+def verdicts(cfg: TableConfig, runs: pd.DataFrame, reference_ms: float, best_ms: float) -> pd.DataFrame:
+    """The pre-registered comparisons at every budget (the primary one is the analysis' budget, 20 by default)."""
+    a = cfg.analysis
+    rows = []
+    for budget in cfg.budgets:
+        r = regret_at(runs, budget, reference_ms, best_ms).pivot(index="seed", columns="optimiser", values="regret")
+        for first, second in a["comparisons"]:
+            if first not in r or second not in r:
+                continue
+            c = compare(r[first].to_numpy(), r[second].to_numpy(), second == "random", a["interval"],
+                        a["equivalence_margin"], a["alpha"])
+            rows.append({"dataset": runs.dataset.iloc[0], "budget": budget, "first": first, "second": second, **c})
+    return pd.DataFrame(rows)
+
+
+def regret_summary(runs: pd.DataFrame, budgets, reference_ms: float, best_ms: float) -> pd.DataFrame:
+    """Per optimiser and budget: median regret and its quartiles, and the share of seeds that found the best."""
+    rows = []
+    for b in budgets:
+        r = regret_at(runs, b, reference_ms, best_ms)
+        for opt, g in r.groupby("optimiser"):
+            v = g.regret.to_numpy()
+            rows.append({"optimiser": opt, "budget": b, "median_regret": float(np.median(v)),
+                         "q25": float(np.quantile(v, 0.25)), "q75": float(np.quantile(v, 0.75)),
+                         "found_best": float(np.mean(np.isclose(v, 1.0)))})
+    return pd.DataFrame(rows)
+
+
+def seed_noise(folder: Path, dataset: str, space: TableSearch) -> dict:
+    """Training-seed noise of the validation count: the seed-1 rows against the same networks' seed-0 rows, and how
+    many of them change side of the bar."""
+    df = table_frame(folder, dataset)
+    if not len(df) or not (df.kind == "seed1").any():
+        return {"networks": 0}
+    a = df[df.kind == "inherit"].set_index("network")
+    b = df[df.kind == "seed1"].set_index("network")
+    both = a.index.intersection(b.index)
+    d = (b.loc[both, "val_correct"] - a.loc[both, "val_correct"]).to_numpy(float)
+    flips = sum(space.clears(a.loc[k]) != space.clears(b.loc[k]) for k in both)
+    return {"networks": len(both), "sd_correct": float(d.std(ddof=1)) if len(d) > 1 else float("nan"),
+            "max_abs_correct": float(np.abs(d).max()), "flips": int(flips), "val_n": int(a.val_n.iloc[0])}
+
+
+def fastest_clearing(folder: Path, dataset: str, space: TableSearch, kind: str = "inherit") -> dict | None:
+    """The fastest network of ``kind`` that clears the bar on validation, with its test count (the verdict on test)."""
+    df = table_frame(folder, dataset)
+    rows = df[df.kind == kind] if len(df) else df
+    ok = [r for r in rows.itertuples() if space.clears({"val_correct": r.val_correct, "val_n": r.val_n})]
+    if not ok:
+        return None
+    r = min(ok, key=lambda r: r.latency_ms)
+    return {"network": r.network, "latency_ms": float(r.latency_ms), "val_correct": int(r.val_correct),
+            "val_n": int(r.val_n), "test_correct": int(r.test_correct), "test_n": int(r.test_n)}

@@ -1,0 +1,168 @@
+"""The tabular benchmark (helpers.table*, helpers.replay): config checks, optimisers replayed on a synthetic table,
+the paired comparison, and a smoke-sized table built, replayed and refused on bad input end to end."""
+
+import json
+import subprocess
+import sys
+from fractions import Fraction
+
+import numpy as np
+import pytest
+import yaml
+
+from helpers import paths
+from helpers.objective import Objective
+from helpers.replay import TableSearch, replay
+from helpers.table_config import Lattice, load_table_config
+
+SMOKE = paths.PARAMS / "tables" / "smoke.yaml"
+FULL = paths.PARAMS / "tables" / "o8-table.yaml"
+
+
+def _config(tmp_path, **changes):
+    raw = {**yaml.safe_load(SMOKE.read_text()), **changes}
+    path = tmp_path / "table.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+@pytest.mark.parametrize("changes,answer", [
+    ({"optimisers": ["gp", "bayes"]}, "optimiser 'bayes' is not one of"),
+    ({"budgets": [2, 9]}, "budget 9 is not a number of trials between 1 and the space's 4 networks"),
+    ({"space": {"layer1": [8], "layer2": [12], "layer3": [64], "layer4": [128]}}, "not multiples of round_to 8"),
+    ({"space": {"layer1": [8], "layer2": [16]}}, "layer1, layer2, layer3 and layer4"),
+    ({"architecture": "mobilenet_v2"}, "use resnet18"),
+    ({"datasets": ["mnist"]}, "'mnist' is not a dataset"),
+    ({"analysis": {"interval": 1.5, "equivalence_margin": 0.03}}, "interval 1.5"),
+    ({"threshold": -1}, "threshold -1"),
+    ({"budgetz": 3}, "unknown field 'budgetz'"),
+])
+def test_bad_table_configs_are_answered_in_one_sentence(tmp_path, changes, answer):
+    with pytest.raises(ValueError, match=answer):
+        load_table_config(_config(tmp_path, **changes))
+
+
+def test_the_registered_space_holds_the_controls_uniform_widths():
+    from helpers.models import uniform_channels
+
+    cfg = load_table_config(FULL)
+    nets = set(cfg.lattice().networks())
+    assert len(nets) >= 250 and len(nets) == len(cfg.lattice())
+    for f in cfg.uniform:
+        assert tuple(uniform_channels([16, 32, 64, 128], f, cfg.round_to)) in nets
+
+
+def _synthetic(seed=0):
+    lat = Lattice({"layer1": [8, 16], "layer2": [8, 16, 24], "layer3": [16, 32, 48], "layer4": [32, 64]})
+    rng = np.random.default_rng(seed)
+    out = {}
+    for n in lat.networks():
+        w = np.log(n)
+        out[n] = {"val_correct": int(900 + 12 * w @ [1, 2, 1, 0.5] + rng.normal(0, 3)), "val_n": 1000,
+                  "latency_ms": float(0.02 * np.exp(w @ [0.3, 0.2, 0.1, 0.05]))}
+    counts = sorted(o["val_correct"] for o in out.values())
+    bar = Fraction(counts[len(counts) // 2], 1000)
+    return TableSearch(out, lat, bar, Objective("constrained", float(bar) + 0.01, 1.0, 0.1))
+
+
+@pytest.mark.parametrize("optimiser", ["random", "gp", "gp-objective", "tpe", "greedy"])
+def test_each_optimiser_spends_its_budget_on_distinct_networks_and_replays_the_same(optimiser):
+    space = _synthetic()
+    a = replay(space, optimiser, 3, 8, n_initial=3)
+    b = replay(space, optimiser, 3, 8, n_initial=3)
+    assert [t["network"] for t in a] == [t["network"] for t in b]  # a replay is a pure function of table and seed
+    assert len({t["network"] for t in a}) == len(a) <= 8
+    best = space.best_latency()
+    finite = [t["best_ms"] for t in a if t["best_ms"] == t["best_ms"]]
+    assert all(x >= best for x in finite) and finite == sorted(finite, reverse=True)  # best so far never worsens
+    if optimiser != "greedy":
+        assert len(a) == 8
+
+
+def test_greedy_starts_wide_and_only_narrows():
+    space = _synthetic()
+    trials = replay(space, "greedy", 0, 18)
+    assert trials[0]["network"] == Lattice.key(space.lattice.widest())
+    widths = [sum(Lattice.parse_key(t["network"])) for t in trials]
+    assert widths[0] == max(widths)
+
+
+def test_random_search_over_the_whole_space_finds_the_best():
+    space = _synthetic()
+    trials = replay(space, "random", 1, len(space.lattice))
+    assert trials[-1]["best_ms"] == pytest.approx(space.best_latency())
+
+
+def test_bad_replays_are_refused():
+    space = _synthetic()
+    with pytest.raises(ValueError, match="not one of"):
+        replay(space, "anneal", 0, 5)
+    with pytest.raises(ValueError, match="between 1 and the space's 36 networks"):
+        replay(space, "random", 0, 37)
+
+
+def test_the_paired_comparison_tells_better_equivalent_and_not_shown_apart():
+    from helpers.table_analysis import compare
+
+    rng = np.random.default_rng(0)
+    b = 1 + rng.random(50)
+    better = compare(b * 0.8, b, True, 0.9, 0.03, 0.05)
+    assert better["verdict"] == "first better" and better["hi"] < 1 and better["p"] < 0.05
+    same = compare(b, b, True, 0.9, 0.03, 0.05)
+    assert same["verdict"].startswith("equivalent") and same["p"] == 1.0
+    noisy = compare(b * np.exp(rng.normal(0, 0.3, 50)), b, False, 0.9, 0.03, 0.05)
+    assert noisy["verdict"] in ("no difference shown (not equivalent either)", "first better", "second better")
+    assert not noisy["equivalent"]
+
+
+@pytest.mark.slow
+def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypatch):
+    """The whole path on the smoke profile: build (4 pruned networks, Scratch-B, a second seed), a second call that
+    measures nothing, the replay with its verdicts, and the CLI's refusals (exit 2, one sentence)."""
+    from helpers.identity import machine
+    from helpers.table import build_table, table_dir, table_frame
+    from helpers.table_analysis import table_search
+    from helpers.table_report import run_replays
+
+    cfg = load_table_config(SMOKE)
+    folder = table_dir(cfg, machine()["id"])
+    import shutil
+
+    shutil.rmtree(folder, ignore_errors=True)
+    build_table(cfg, resume=False, progress=False, log=lambda *_: None)
+    df = table_frame(folder, "fashion_mnist")
+    inherit = df[df.kind == "inherit"]
+    assert sorted(inherit.network) == sorted(Lattice.key(n) for n in cfg.lattice().networks())
+    assert (df.kind == "scratch").sum() >= 1 and (df.kind == "seed1").sum() == 1
+    assert all(inherit.full_integer) and (inherit.val_n == 128).all() and (inherit.test_n == 256).all()
+    assert (df.val_correct <= df.val_n).all() and (df.latency_ms > 0).all()
+    assert not any(str(a).startswith("/") for a in df.artifact)  # portable paths
+    ref = json.loads((folder / "fashion_mnist-reference.json").read_text())
+    assert ref["val_n"] == 128 and 0 < ref["matched_val_correct"] <= 128
+
+    lines = len((folder / "fashion_mnist-table.jsonl").read_text().splitlines())
+    build_table(cfg, resume=True, progress=False, log=lambda *_: None)  # everything measured: nothing runs again
+    assert len((folder / "fashion_mnist-table.jsonl").read_text().splitlines()) == lines
+    with pytest.raises(ValueError, match="pass --resume"):
+        build_table(cfg, resume=False, progress=False)
+
+    out = run_replays(cfg)
+    assert any("fastest network that clears the bar" in x for x in out)
+    v = (folder / "fashion_mnist-verdicts.csv").read_text()
+    assert "gp,random" in v and "tpe,random" in v
+    space, _ = table_search(cfg, folder, "fashion_mnist")
+    assert space.best_latency() > 0
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True,
+                              cwd=paths.ROOT, timeout=300)
+
+    r = cli("replay", str(SMOKE), "--machine", "elsewhere-2c-000000")
+    assert r.returncode == 2 and "has not been measured on elsewhere-2c-000000" in r.stderr
+    r = cli("replay", str(SMOKE), "--optimisers", "anneal")
+    assert r.returncode == 2 and "optimiser 'anneal'" in r.stderr
+    changed = _config(tmp_path, threshold=4.0)  # same name, another config: its table is not this one
+    r = cli("replay", str(changed))
+    assert r.returncode == 2 and "another config" in r.stderr
+    r = cli("table", str(changed), "--resume")
+    assert r.returncode == 2 and "another config" in r.stderr
