@@ -58,18 +58,24 @@ def _random(space: TableSearch, seed: int):
         yield nets[i]
 
 
+def _varying(lattice: Lattice) -> list:
+    """The stages with more than one count (the model-based optimisers' dimensions; a fixed stage is no dimension)."""
+    return [k for k, v in lattice.stages.items() if len(v) > 1]
+
+
 def _skopt_dims(lattice: Lattice):
     from skopt.space import Integer
 
-    return [Integer(0, len(v) - 1, name=k) for k, v in lattice.stages.items()]
+    return [Integer(0, len(lattice.stages[k]) - 1, name=k) for k in _varying(lattice)]
 
 
 def _to_net(lattice: Lattice, idx) -> tuple:
-    return tuple(v[int(round(float(i)))] for v, i in zip(lattice.stages.values(), idx))
+    pos = dict(zip(_varying(lattice), idx))
+    return tuple(v[int(round(float(pos[k])))] if k in pos else v[0] for k, v in lattice.stages.items())
 
 
 def _to_idx(lattice: Lattice, net) -> list:
-    return [v.index(c) for v, c in zip(lattice.stages.values(), net)]
+    return [lattice.stages[k].index(c) for k, c in zip(lattice.stages, net) if k in _varying(lattice)]
 
 
 def _gp_objective(space: TableSearch, seed: int, n_initial: int):
@@ -96,8 +102,8 @@ def _gp_composite(space: TableSearch, seed: int, n_initial: int):
     from skopt.space import Real
 
     # per-stage indices as reals, rounded to the nearest count (skopt's Integer cannot take the jittered candidates)
-    sk = Space([Real(0, len(v) - 1, transform="normalize", name=k) for k, v in space.lattice.stages.items()])
-    names = list(space.lattice.stages)
+    names = _varying(space.lattice)
+    sk = Space([Real(0, len(space.lattice.stages[k]) - 1, transform="normalize", name=k) for k in names])
     rng = np.random.default_rng(seed)
     nets = space.lattice.networks()
     done: list[dict] = []

@@ -56,10 +56,11 @@ def open_table(cfg: TableConfig, resume: bool) -> Path:
 
 def network_plan(cfg: TableConfig, channels, base, dataset: str, seed: int = 0) -> dict:
     """The plan that makes one network of the space: per-stage pruning to ``channels``, the long fine-tune, PTQ
-    (the training seed is in its name, so each seed's artifact has its own folder)."""
+    (the training seed is in its name, so each seed's artifact has its own folder). The stem is pruned with layer1:
+    their outputs are one group (identity shortcuts), so layer1's count is the stem's, as in a uniform-width network."""
     return {"name": f"table-{Lattice.key(channels)}" + (f"-seed{seed}" if seed else ""),
             "steps": [{"method": "structured", "ratio": 0.0, "stage_ratios": cfg.lattice().ratios(channels, base),
-                       "importance": cfg.importance, "round_to": cfg.round_to},
+                       "importance": cfg.importance, "round_to": cfg.round_to, "keep_stem": False},
                       {"method": "finetune", "epochs": cfg.epochs(dataset), "lr": cfg.finetune_lr,
                        "batch_size": cfg.finetune_batch},
                       {"method": "ptq", "calibration": cfg.calibration}]}

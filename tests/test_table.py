@@ -58,10 +58,10 @@ def _synthetic(seed=0):
     out = {}
     for n in lat.networks():
         w = np.log(n)
-        out[n] = {"val_correct": int(900 + 12 * w @ [1, 2, 1, 0.5] + rng.normal(0, 3)), "val_n": 1000,
+        out[n] = {"val_correct": int(900 + 12 * w @ [1, 2, 1, 0.5] + rng.normal(0, 3)), "val_n": 2000,
                   "latency_ms": float(0.02 * np.exp(w @ [0.3, 0.2, 0.1, 0.05]))}
     counts = sorted(o["val_correct"] for o in out.values())
-    bar = Fraction(counts[len(counts) // 2], 1000)
+    bar = Fraction(counts[len(counts) // 2], 2000)
     return TableSearch(out, lat, bar, Objective("constrained", float(bar) + 0.01, 1.0, 0.1))
 
 
