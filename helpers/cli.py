@@ -115,6 +115,11 @@ def _cmd_replay(args) -> int:
     from helpers.table_report import run_replays
 
     cfg = load_table_config(args.config)
+    if args.live:
+        from helpers.table_report import run_live_check
+
+        print("\n".join(run_live_check(cfg, progress=not args.json)))
+        return 0
     lines = run_replays(cfg, args.machine, args.seeds, args.optimisers, as_json=args.json)
     print("\n".join(lines))
     return 0
@@ -405,6 +410,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive, help="replays per optimiser (default: the config's)")
     p.add_argument("--optimisers", nargs="+", help="optimisers to replay (default: the config's)")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--live", action="store_true", help="instead: GP and random search, seeds 0 and 1, run live on the "
+                                                      "config's first dataset (each network built and timed now) "
+                                                      "and compared with their replays on this machine's table")
     p.set_defaults(func=_cmd_replay)
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",

@@ -205,7 +205,9 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
         s = prepare(template, model, record, ctx, cfg["profile"], search_files(log_path)["reference"],
                     cfg["final_epochs"])
         ref, trial_fn, final_fn = s.reference, s.screen, s.final
-    objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"])
+        ref = {**ref, "val_n": len(ctx.val_ds)}
+    objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"],
+                          baseline_n=ref.get("val_n"))
 
     def report(row):
         if row["status"] == "ok":

@@ -33,6 +33,7 @@ class Objective:
     penalty: float = 0.5  # weight of log(1 + shortfall in points)
     mnas_w: float = -0.07
     alpha: float = 0.5
+    baseline_n: int | None = None  # images behind baseline_accuracy: feasibility is then decided as counts
 
     def __post_init__(self):
         if self.name not in OBJECTIVES:
@@ -53,7 +54,14 @@ class Objective:
         """The accuracy (fraction) a trial must reach to be feasible."""
         return self.baseline_accuracy - self.threshold_points / 100
 
-    def feasible(self, accuracy: float) -> bool:
+    def feasible(self, accuracy: float, n: int | None = None) -> bool:
+        """Whether ``accuracy`` (a fraction of ``n`` images) clears the bar. With both image counts known, the bar
+        is compared as counts in exact fractions (``bars.clears_accuracy``): a baseline stored as float32
+        (0.91200000048 of 2000) must not turn 1804 of 2000 into a miss; otherwise in floats."""
+        if n and self.baseline_n:
+            from helpers.bars import clears_accuracy
+
+            return clears_accuracy(accuracy, n, self.baseline_accuracy, self.baseline_n, self.threshold_points)
         return 100 * accuracy >= 100 * self.baseline_accuracy - self.threshold_points - 1e-9
 
     def __call__(self, accuracy: float, latency_ms: float) -> float:

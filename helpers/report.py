@@ -209,7 +209,10 @@ def build_report(profile: str = "default", root: Path | None = None) -> str:
         same = all(r == ranks[0] for r in ranks[1:])
         lines += ["", f"Ranking of 03's int8 plans by latency: {'the same on every machine' if same else 'DIFFERS between machines'}.", ""]
     if profile == "default":
+        from helpers.table_report import table_sections
+
         lines += study_sections((root or paths.RESULTS) / "study")
+        lines += table_sections((root or paths.RESULTS) / "study")
     return "\n".join(lines).rstrip() + "\n"
 
 

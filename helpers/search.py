@@ -65,7 +65,7 @@ def best_so_far(trials: list[dict]) -> list[float]:
 def summarise(trials: list[dict], objective: Objective) -> SearchResult:
     """Best feasible trial, Pareto front, and (when nothing is feasible) the closest trials, said so."""
     ok = [t for t in trials if t.get("status") == "ok"]
-    feasible = [t for t in ok if objective.feasible(t["accuracy"])]
+    feasible = [t for t in ok if objective.feasible(t["accuracy"], t.get("val_n"))]
     if feasible:
         best = min(feasible, key=lambda t: t["latency_ms"] if objective.name == "constrained" else t["objective"])
         return SearchResult(trials, best, pareto_front(trials))
@@ -93,7 +93,7 @@ def trial_row(trial_id: int, values: dict, outcome: dict | Exception, seconds: f
         row.update(status="failed", reason=reason[:500], objective=None, feasible=False)
     else:
         row.update(status="ok", **{k: _plain(v) for k, v in outcome.items()},
-                   feasible=objective.feasible(outcome["accuracy"]),
+                   feasible=objective.feasible(outcome["accuracy"], outcome.get("val_n")),
                    objective=objective(outcome["accuracy"], outcome["latency_ms"]))
     return row
 

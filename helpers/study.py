@@ -153,7 +153,8 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
         ref, fp32_test = s.reference, _fp32_test(folder, ds, s.reference, test_ds)
         if cfg.bar == "budget_matched":  # the unpruned network trained from scratch for the plans' budget sets the bar
             ref, fp32_test = matched_reference(cfg, spec, rec, ds, ctx, test_ds, final_epochs_of[ds], s.reference)
-        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"])
+        obj = Objective(cfg.objective, ref["fp32_val_accuracy"], cfg.threshold, ref["int8_latency_ms"],
+                        baseline_n=len(ctx.val_ds))
         setups[ds] = (s, obj, test_ds, fp32_test, ref)
     chosen, lock = [], threading.Lock()
 

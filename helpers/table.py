@@ -54,11 +54,12 @@ def open_table(cfg: TableConfig, resume: bool) -> Path:
     return folder
 
 
-def network_plan(cfg: TableConfig, channels, base, dataset: str, seed: int = 0) -> dict:
+def network_plan(cfg: TableConfig, channels, base, dataset: str, seed: int = 0, tag: str = "") -> dict:
     """The plan that makes one network of the space: per-stage pruning to ``channels``, the long fine-tune, PTQ
-    (the training seed is in its name, so each seed's artifact has its own folder). The stem is pruned with layer1:
-    their outputs are one group (identity shortcuts), so layer1's count is the stem's, as in a uniform-width network."""
-    return {"name": f"table-{Lattice.key(channels)}" + (f"-seed{seed}" if seed else ""),
+    (the training seed and ``tag`` are in its name, so each seed's and each live run's artifact has its own
+    folder). The stem is pruned with layer1: their outputs are one group (identity shortcuts), so layer1's count is
+    the stem's, as in a uniform-width network."""
+    return {"name": f"table-{Lattice.key(channels)}" + (f"-seed{seed}" if seed else "") + (f"-{tag}" if tag else ""),
             "steps": [{"method": "structured", "ratio": 0.0, "stage_ratios": cfg.lattice().ratios(channels, base),
                        "importance": cfg.importance, "round_to": cfg.round_to, "keep_stem": False},
                       {"method": "finetune", "epochs": cfg.epochs(dataset), "lr": cfg.finetune_lr,
@@ -200,8 +201,9 @@ class _Runner:
         from helpers.compress.plan import CompressionPlan
         from helpers.runtime import evaluate_tflite
 
-        seed = 1 if kind == "seed1" else 0
-        plan = CompressionPlan.from_dict(network_plan(self.cfg, channels, base, self.dataset, seed))
+        seed = 1 if kind == "seed1" else 0  # "live": a network measured again for a live search, as "inherit"
+        plan = CompressionPlan.from_dict(network_plan(self.cfg, channels, base, self.dataset, seed,
+                                                      "live" if kind == "live" else ""))
         pair = self.ref["latency_reference"]
         t0 = time.perf_counter()
         if self.executor is None:
@@ -299,3 +301,34 @@ def table_frame(folder: Path, dataset: str):
     if not len(df):
         return df
     return df[df.status == "ok"].drop_duplicates(["kind", "network"], keep="last").reset_index(drop=True)
+
+
+class LiveOutcomes(dict):
+    """A table's oracle that measures instead of looking up: each network asked for is built now (as the table
+    builds it, kind ``live``) and kept in ``<ds>-live.jsonl``, so live searches that meet a network reuse it."""
+
+    def __init__(self, cfg: TableConfig, folder: Path, dataset: str, progress: bool = False):
+        super().__init__()
+        from helpers.baselines import BaselineSpec
+        from helpers.data import load_dataset
+        from helpers.models import stage_channels
+        from helpers.params import load_profile
+        from helpers.pipeline import context
+
+        bspec = BaselineSpec.parse(load_profile(cfg.profile)["common"]["baseline_spec"])
+        model, rec = bspec.build(cfg.architecture, dataset, progress=progress)
+        self.base, self.layout = stage_channels(model), TableLayout(folder)
+        ctx = context(dataset, cfg.finetune_images, cfg.val_images)
+        self.test_ds = load_dataset(dataset, "test").subset(cfg.test_images)
+        ref = json.loads(self.layout.reference(dataset).read_text())
+        self.runner = _Runner(cfg, model, rec, ctx, ref, record_profile(cfg), None, dataset)
+        self.path = self.layout.live_store(dataset)
+        for r in read_log(self.path):
+            if r.get("status") == "ok":
+                dict.__setitem__(self, Lattice.parse_key(r["network"]), r)
+
+    def __missing__(self, channels):
+        row = {**self.runner("live", channels, self.base, self.test_ds), "kind": "live"}
+        append_log(self.path, {"trial": len(self), "values": {"channels": list(channels)}, **row})
+        self[channels] = row
+        return row

@@ -36,7 +36,8 @@ def table_search(cfg: TableConfig, folder: Path, dataset: str) -> tuple[TableSea
         raise ValueError(f"the {dataset} table in {folder} lacks {len(missing)} of {len(lat)} networks (e.g. "
                          f"{missing[0]}); finish it with `python -m helpers table CONFIG --resume` before replaying")
     outcomes = {Lattice.parse_key(r.network): {"val_correct": int(r.val_correct), "val_n": int(r.val_n),
-                                               "latency_ms": float(r.latency_ms)} for r in inherit.itertuples()}
+                                               "latency_ms": float(r.latency_ms),
+                                               "latency_iqr_ms": float(r.latency_iqr_ms)} for r in inherit.itertuples()}
     bar = bar_fraction(ref["matched_val_correct"], ref["val_n"], cfg.threshold)
     obj = Objective("constrained", float(Fraction(ref["matched_val_correct"], ref["val_n"])), cfg.threshold,
                     ref["int8_latency_ms"])
@@ -151,3 +152,38 @@ def fastest_clearing(folder: Path, dataset: str, space: TableSearch, kind: str =
     r = min(ok, key=lambda r: r.latency_ms)
     return {"network": r.network, "latency_ms": float(r.latency_ms), "val_correct": int(r.val_correct),
             "val_n": int(r.val_n), "test_correct": int(r.test_correct), "test_n": int(r.test_n)}
+
+
+def live_check(cfg: TableConfig, folder: Path, dataset: str, optimisers=("gp", "random"), seeds=(0, 1),
+               budget: int | None = None, progress: bool = False) -> pd.DataFrame:
+    """Live searches (each network built and timed now, ``table.LiveOutcomes``) against the replays of the same
+    optimisers and seeds on the table: do they choose the same network, and do the live latencies of the networks
+    they meet agree with the table's within its timing noise (the table rows' relative IQR)?"""
+    from helpers.table import LiveOutcomes
+
+    table, _ = table_search(cfg, folder, dataset)
+    budget = budget or min(20, len(cfg.lattice()))  # the primary budget (a smoke space may hold fewer networks)
+    live = TableSearch(LiveOutcomes(cfg, folder, dataset, progress), table.lattice, table.bar, table.objective)
+    rows = []
+    for opt in optimisers:
+        for seed in seeds:
+            a = replay(table, opt, seed, budget, cfg.n_initial)
+            b = replay(live, opt, seed, budget, cfg.n_initial)
+            ratios = np.array([live.outcomes[Lattice.parse_key(t["network"])]["latency_ms"]
+                               / table.outcomes[Lattice.parse_key(t["network"])]["latency_ms"] for t in b])
+            noise = float(np.median([table.outcomes[Lattice.parse_key(t["network"])]["latency_iqr_ms"]
+                                     / table.outcomes[Lattice.parse_key(t["network"])]["latency_ms"] for t in b]))
+            rows.append({"dataset": dataset, "optimiser": opt, "seed": seed, "trials": len(b),
+                         "same_proposals": [t["network"] for t in a] == [t["network"] for t in b],
+                         "table_chosen": _chosen(a), "live_chosen": _chosen(b), "same_chosen": _chosen(a) == _chosen(b),
+                         "same_counts": all(live.outcomes[Lattice.parse_key(t["network"])]["val_correct"]
+                                            == table.outcomes[Lattice.parse_key(t["network"])]["val_correct"] for t in b),
+                         "latency_ratio_median": float(np.median(ratios)),
+                         "latency_ratio_max_dev": float(np.abs(ratios - 1).max()), "timing_iqr_rel": noise,
+                         "within_noise": bool(abs(np.median(ratios) - 1) <= max(noise, 0.01))})
+    return pd.DataFrame(rows)
+
+
+def _chosen(trials: list[dict]) -> str | None:
+    ok = [t for t in trials if t["clears"]]
+    return min(ok, key=lambda t: t["latency_ms"])["network"] if ok else None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
+
 
 from helpers.table_config import TableConfig
 from helpers.trials import TableLayout
@@ -94,6 +96,7 @@ def run_replays(cfg: TableConfig, machine_id: str | None = None, seeds: int | No
         for path, frame in ((layout.replay(ds), runs), (layout.verdicts(ds), v)):
             with atomic_path(path) as tmp:
                 frame.to_csv(tmp, index=False)
+        write_table_figures(cfg, folder, ds, runs, space)
         out[ds] = {"verdicts": v.to_dict("records"), "regret": summary.to_dict("records")}
         lines.append(f"{ds}: fastest network that clears the bar {best:.4f} ms "
                      f"({ref['int8_latency_ms'] / best:.2f}x over plain int8)")
@@ -104,3 +107,123 @@ def run_replays(cfg: TableConfig, machine_id: str | None = None, seeds: int | No
     if as_json:
         return [json.dumps(out, indent=2, default=str)]
     return lines
+
+
+def run_live_check(cfg: TableConfig, progress: bool = True) -> list[str]:
+    """The live confirmation on the config's first dataset (the cheaper one, listed first): written to
+    ``<ds>-live-check.csv`` beside the table and returned as lines to print."""
+    from helpers.io import atomic_path
+    from helpers.table_analysis import live_check
+
+    folder, ds = table_folder(cfg, None), cfg.datasets[0]
+    t = live_check(cfg, folder, ds, progress=progress)
+    with atomic_path(TableLayout(folder).live_check(ds)) as tmp:
+        t.to_csv(tmp, index=False)
+    agree = int((t.same_chosen & t.within_noise).sum())
+    return [t.round(4).to_string(index=False),
+            f"{ds}: live and replayed searches agree (same chosen network, latency within the table's timing noise) "
+            f"in {agree} of {len(t)}"]
+
+
+def table_sections(root: Path) -> list[str]:
+    """The README section of each committed table (results/study/<name>/<machine>/ with a table.json): what is
+    measured so far and its machine time, the bar's source and, once replayed, the pre-registered verdicts."""
+    from helpers.table import table_frame
+
+    lines = []
+    for folder in sorted(p for p in root.glob("*/*") if TableLayout(p).meta.exists()):
+        layout = TableLayout(folder)
+        meta = json.loads(layout.meta.read_text())
+        cfg = TableConfig(**meta["config"])
+        n = len(cfg.lattice())
+        lines += [f"### O8 benchmark `{cfg.name}` on machine `{folder.name}`", "",
+                  f"A tabular space of {n} networks per dataset ({' x '.join(str(len(v)) for v in cfg.space.values())}"
+                  f" per-stage channel counts), pre-registered in `params/tables/{cfg.name}.yaml`; primary: "
+                  f"{cfg.analysis['primary']}. Every latency here was measured on `{folder.name}`.", "",
+                  "| dataset | pruned networks | Scratch-B | second seed | machine time | plain int8 | bar (validation) |",
+                  "| --- | --- | --- | --- | --- | --- | --- |"]
+        for ds in cfg.datasets:
+            df = table_frame(folder, ds)
+            have = df.kind.value_counts().to_dict() if len(df) else {}
+            hours = f"{df.seconds.sum() / 3600:.2f} h" if len(df) else "-"
+            ref = json.loads(layout.reference(ds).read_text()) if layout.reference(ds).exists() else None
+            int8 = f"{ref['int8_latency_ms']:.4f} ms" if ref else "-"
+            bar = (f"{ref['matched_val_correct']} of {ref['val_n']} (budget-matched) - {cfg.threshold:g} points"
+                   if ref else "-")
+            lines.append(f"| {ds} | {have.get('inherit', 0)} of {n} | {have.get('scratch', 0)} | "
+                         f"{have.get('seed1', 0)} | {hours} | {int8} | {bar} |")
+        lines.append("")
+        for ds in cfg.datasets:
+            if not layout.verdicts(ds).exists():
+                lines.append(f"{ds}: no verdict yet: the table is replayed (`python -m helpers replay`) once it holds "
+                             "every network.")
+                continue
+            v = pd.read_csv(layout.verdicts(ds))
+            lines += [f"{ds}, the pre-registered comparisons (median paired ratio of regrets, 90% bootstrap interval, "
+                      "Wilcoxon signed-rank):", "", "| budget | comparison | seeds | ratio | interval | p | verdict |",
+                      "| --- | --- | --- | --- | --- | --- | --- |"]
+            lines += [f"| {r.budget} | {r.first} vs {r.second} | {r.seeds} | {r.median_ratio:.3f} | "
+                      f"[{r.lo:.3f}, {r.hi:.3f}] | {r.p:.3g} | {'**' + r.verdict + '**' if r.budget == 20 else r.verdict} |"
+                      for r in v.itertuples()]
+            lines.append("")
+        lines.append("")
+    return lines
+
+
+def write_table_figures(cfg: TableConfig, folder: Path, dataset: str, runs: pd.DataFrame, space) -> list[Path]:
+    """The benchmark's figures of one dataset as PNG in ``<folder>/figures/`` (``replay`` is their one producer):
+    anytime regret per optimiser (median and interquartile band over seeds, the best regret found by each trial),
+    and the table's networks by speed-up and validation accuracy with the bar, Scratch-B and the uniform widths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from helpers.io import atomic_path
+    from helpers.models import uniform_channels
+    from helpers.table import table_frame
+    from helpers.table_config import Lattice
+
+    layout, out = TableLayout(folder), []
+    ref = json.loads(layout.reference(dataset).read_text())
+    fig, ax = plt.subplots(figsize=(6, 4))
+    top = max(cfg.budgets)
+    for opt, g in runs.groupby("optimiser"):
+        curve = g.pivot_table(index="seed", columns="trial", values="regret").reindex(columns=range(top)).ffill(axis=1)
+        q = np.nanquantile(curve.to_numpy(float), [0.25, 0.5, 0.75], axis=0)
+        x = np.arange(1, top + 1)
+        ax.plot(x, q[1], label=f"{opt} (median of {len(curve)} seeds)")
+        ax.fill_between(x, q[0], q[2], alpha=0.2)
+    ax.set(xlabel="trials (distinct networks)", ylabel="regret (chosen / fastest clearing latency)", yscale="log",
+           title=f"{dataset}: anytime regret on {len(cfg.lattice())} networks")
+    ax.axvline(20, color="grey", lw=0.8, ls=":")
+    ax.legend(fontsize=7)
+    figs = [("table_regret", fig)]
+    df = table_frame(folder, dataset)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    base = list(cfg.lattice().widest())
+    uniform = {Lattice.key(uniform_channels(base, f, cfg.round_to)) for f in cfg.uniform}
+    for kind, style in (("inherit", dict(s=10, alpha=0.5)), ("scratch", dict(s=18, marker="x"))):
+        rows = df[df.kind == kind] if len(df) else df
+        if not len(rows):
+            continue
+        clears = [space.clears(r) for _, r in rows.iterrows()]
+        ax.scatter(ref["int8_latency_ms"] / rows.latency_ms, 100 * rows.val_correct / rows.val_n,
+                   c=["tab:green" if c else "tab:red" for c in clears], label=f"{kind} (green: clears the bar)", **style)
+        u = rows[rows.network.isin(uniform)].sort_values("latency_ms")
+        if kind == "scratch" and len(u):
+            ax.plot(ref["int8_latency_ms"] / u.latency_ms, 100 * u.val_correct / u.val_n, "k--", lw=1,
+                    label="uniform widths from scratch")
+    ax.axhline(100 * float(space.bar), color="grey", lw=0.8, label="bar (budget-matched - threshold)")
+    ax.set(xlabel="speed-up over plain int8", ylabel="validation accuracy (%)", title=f"{dataset}: the table")
+    ax.legend(fontsize=7)
+    figs.append(("table_front", fig))
+    for name, fig in figs:
+        fig.tight_layout()
+        path = layout.figures / f"{dataset}-{name}.png"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=120, format="png")
+        plt.close(fig)
+        out.append(path)
+    return out

@@ -177,7 +177,7 @@ class StudyLayout:
         out = []
         for p in sorted(self.folder.glob("*.jsonl")):
             m = _SEARCH_LOG.match(p.name)
-            if m is None or "-networks-" in p.name or "-live-" in p.name:
+            if m is None or "-networks-" in p.name:
                 continue
             row = {"dataset": m["dataset"], "seed": int(m["seed"]), "method": m["method"], "final": bool(m["final"]),
                    "path": p}
@@ -269,9 +269,13 @@ class TableLayout:
         """The pre-registered comparisons of the replays on a dataset's table."""
         return self.folder / f"{dataset}-verdicts.csv"
 
-    def live(self, dataset: str, seed: int, optimiser: str) -> Path:
-        """A live (not replayed) search's log on the table's space."""
-        return self.folder / f"{dataset}-live-s{seed}-{optimiser}.jsonl"
+    def live_store(self, dataset: str) -> Path:
+        """The networks that live (not replayed) searches on the table's space measured, each once."""
+        return self.folder / f"{dataset}-live.jsonl"
+
+    def live_check(self, dataset: str) -> Path:
+        """Live against replayed searches of the same seeds: their chosen networks and latencies."""
+        return self.folder / f"{dataset}-live-check.csv"
 
     @property
     def figures(self) -> Path:

@@ -1,6 +1,7 @@
 """Shared fixtures: tiny synthetic datasets and small models so unit tests take seconds."""
 
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -10,6 +11,31 @@ import torch
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def _glyph_scratch(tmp_path_factory):
+    return tmp_path_factory.mktemp("glyphs")
+
+
+@pytest.fixture(autouse=True)
+def _fast_tier_writes_no_data(request, monkeypatch, _glyph_scratch):
+    """The fast tier (tests not marked slow) writes only to temporary folders: a glyph set not yet rendered under
+    data/ is rendered into a session temporary folder instead (a rendered one there is only read)."""
+    if request.node.get_closest_marker("slow"):
+        return
+    from helpers import glyphs, paths
+
+    real = glyphs.render_glyphs
+
+    def render(cache_dir, *args, **kwargs):
+        cache_dir = Path(cache_dir)
+        inside = cache_dir.resolve().is_relative_to(paths.DATA.resolve())
+        if inside and not any(cache_dir.glob(f"glyphs_v{glyphs.RENDER_VERSION}_*.npz")):
+            cache_dir = _glyph_scratch / cache_dir.name
+        return real(cache_dir, *args, **kwargs)
+
+    monkeypatch.setattr(glyphs, "render_glyphs", render)
 
 
 @pytest.fixture

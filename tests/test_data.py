@@ -62,11 +62,14 @@ def test_named_clone_groups_never_straddle_splits():
             assert len(sides) <= 1, f"seed {seed}: clone group {sorted(group)} lies in splits {sides}"
 
 
-def test_glyphs_split_by_design_with_enough_held_out_designs():
+def test_glyphs_split_by_design_with_enough_held_out_designs(_glyph_scratch):
     train, test = load_dataset("glyphs", "train"), load_dataset("glyphs", "test")
     assert train.num_classes == 47 and len(train.classes) == 47
     assert "a" in train.classes and "c" not in train.classes  # case-ambiguous c merged into C
-    meta = json.loads(next((paths.DATA / "glyphs").glob("glyphs_v4_*.json")).read_text())
+    from helpers.glyphs import list_digest
+
+    meta = json.loads(next(p for root in (paths.DATA / "glyphs", _glyph_scratch / "glyphs")
+                           for p in root.glob(f"glyphs_v4_{list_digest()}_*.json")).read_text())
     sides = {}
     for f in meta["fonts"]:
         sides.setdefault(f["group"], set()).add(f["split"])

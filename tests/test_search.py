@@ -8,6 +8,7 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import numpy as np
 import pytest
 
 from helpers.search import Objective, SearchError, confirm_front, run_search
@@ -288,3 +289,16 @@ def test_the_reference_is_measured_once_per_search(tmp_path):
                                                                             "int8_val_accuracy": 0.85})
     assert ref["latency_reference"] == [str(moved), 0.1] and ref["remade"][0]["was"] == str(art)
     assert json.loads((tmp_path / "old.json").read_text())["remade"] and calls == [1]
+
+
+def test_the_search_decides_feasibility_as_counts_when_both_image_counts_are_known():
+    """The baseline's accuracy is stored as float32 (0.91200000048 of 2000): 1804 of 2000 sits exactly on a 1-point
+    bar. As counts it clears; in floats (no image counts known) it was a miss by 5e-8, the bug counts remove."""
+    stored = float(np.float32(0.912))
+    obj = Objective("constrained", stored, 1.0, 1.0, baseline_n=2000)
+    assert obj.feasible(1804 / 2000, 2000) and not obj.feasible(1803 / 2000, 2000)
+    assert not Objective("constrained", stored, 1.0, 1.0).feasible(1804 / 2000)  # the float rule, kept for no counts
+    from helpers.search import trial_row
+
+    row = trial_row(0, {}, {"accuracy": 0.902, "latency_ms": 0.5, "val_n": 2000}, 1.0, obj, {})
+    assert row["feasible"] is True
