@@ -10,7 +10,7 @@ from helpers import paths
 LAYERS = [
     ("base", {"paths", "io", "identity", "quiet", "migrations", "benchmarks", "inspection", "stats", "bars", "budget",
               "edgetpu_rules"}),
-    ("data", {"data", "glyphs"}),
+    ("data", {"data", "glyphs", "imagefolder"}),
     ("model and profiles", {"models", "train", "checkpoints", "baselines", "params"}),
     ("compress", {"compress", "int8_recipe"}),
     ("export", {"export", "artifacts"}),

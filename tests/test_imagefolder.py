@@ -1,0 +1,76 @@
+"""A user's image folder as a dataset (helpers.imagefolder via load_dataset("imagefolder:<path>")): splits, sizes,
+modes, the fingerprint, and every bad folder answered in one sentence before anything is trained."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers.data import load_dataset
+
+
+def _folder(root, classes=("cat", "dog", "owl"), n=10, mode="L", size=20, seed=0):
+    rng = np.random.default_rng(seed)
+    for c in classes:
+        (root / c).mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            shape = (size, size) if mode == "L" else (size, size, 3)
+            Image.fromarray(rng.integers(0, 256, shape, dtype=np.uint8), mode).save(root / c / f"{i}.png")
+    return root
+
+
+def test_a_folder_of_classes_is_split_by_seed_stratified_and_the_same_every_time(tmp_path):
+    root = _folder(tmp_path / "pets")
+    name = f"imagefolder:{root}"
+    parts = {s: load_dataset(name, s, input_size=16) for s in ("train", "val", "test")}
+    assert sum(len(d) for d in parts.values()) == 30
+    assert [len(parts[s]) for s in ("train", "val", "test")] == [24, 3, 3]
+    for d in parts.values():
+        assert d.classes == ["cat", "dog", "owl"] and set(d.targets.tolist()) == {0, 1, 2}
+        assert tuple(d.images.shape[1:]) == (1, 16, 16)
+    again = load_dataset(name, "val", input_size=16)
+    assert again.fingerprint == parts["val"].fingerprint and bool((again.images == parts["val"].images).all())
+    Image.fromarray(np.zeros((20, 20), np.uint8), "L").save(root / "owl" / "3.png")  # one file changes
+    assert load_dataset(name, "val", input_size=16).fingerprint != parts["val"].fingerprint
+
+
+def test_split_folders_are_the_splits_and_colour_gives_three_channels(tmp_path):
+    root = tmp_path / "shapes"
+    for s, n in (("train", 6), ("val", 2), ("test", 3)):
+        _folder(root / s, classes=("a", "b"), n=n, mode="RGB", seed=len(s))
+    d = load_dataset(f"imagefolder:{root}", "test", input_size=24)
+    assert len(d) == 6 and tuple(d.images.shape[1:]) == (3, 24, 24) and d.classes == ["a", "b"]
+
+
+@pytest.mark.parametrize("spoil,answer", [
+    ("flat", "has no class sub-folders"),
+    ("garbage", "cannot be read"),
+    ("empty", "the file is empty"),
+    ("few", "class 'owl' has 2 image"),
+    ("mixed", "mixes grey and colour images"),
+    ("missing", "does not exist"),
+])
+def test_a_bad_folder_is_answered_in_one_sentence(tmp_path, spoil, answer):
+    root = tmp_path / "pets"
+    if spoil == "flat":
+        root.mkdir()
+        Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(root / "x.png")
+    elif spoil != "missing":
+        _folder(root, classes=("cat", "dog"))
+        owl = root / "owl"
+        owl.mkdir()
+        if spoil == "few":
+            for i in range(2):
+                Image.fromarray(np.zeros((8, 8), np.uint8), "L").save(owl / f"{i}.png")
+        else:
+            _folder(root, classes=("owl",), mode="RGB" if spoil == "mixed" else "L")
+        if spoil == "garbage":
+            (owl / "5.png").write_bytes(b"not a png")
+        if spoil == "empty":
+            (owl / "5.png").write_bytes(b"")
+    with pytest.raises(ValueError, match=answer):
+        load_dataset(f"imagefolder:{root}", "train")
+
+
+def test_an_unknown_dataset_name_names_the_image_folder_form():
+    with pytest.raises(ValueError, match="imagefolder:<path>"):
+        load_dataset("mnist", "train")
