@@ -125,6 +125,19 @@ def _cmd_replay(args) -> int:
     return 0
 
 
+def _cmd_baseline(args) -> int:
+    from helpers.baselines import import_baseline
+
+    rec = import_baseline(args.arch, args.weights, args.data, args.input_size, progress=not args.json)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+    else:
+        m = rec["metrics"]
+        print(f"imported {args.arch} for {args.data} at {args.input_size}x{args.input_size}: validation "
+              f"{100 * m['val_accuracy']:.2f}% of {m['val_n']} images, {m['macs'] / 1e6:.1f} M MACs; checkpoint {rec['path']}")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from helpers import paths
     from helpers.report import build_report, readme_section, write_readme
@@ -414,6 +427,20 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "config's first dataset (each network built and timed now) "
                                                       "and compared with their replays on this machine's table")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("baseline", help="bring your own network: import a torchvision state_dict as a baseline")
+    bsub = p.add_subparsers(dest="action", required=True)
+    b = bsub.add_parser("import", help="import a torchvision architecture's state_dict as a baseline checkpoint",
+                        description="Build torchvision's ARCH for DATASET's classes, load the state_dict in FILE "
+                                    "(weights_only; a pickled module is refused), score it on validation and write a "
+                                    "checkpoint with the usual sidecar under runs/checkpoints/, which export, compress, "
+                                    "search, study and the controls then take like any baseline.")
+    b.add_argument("--arch", required=True, help="a torchvision classification architecture, e.g. mobilenet_v2")
+    b.add_argument("--weights", required=True, help="the state_dict file (torch.save(model.state_dict(), FILE))")
+    b.add_argument("--data", required=True, help="the dataset: a name or imagefolder:<path>")
+    b.add_argument("--input-size", type=positive, default=224, help="square input size in pixels (default 224)")
+    b.add_argument("--json", action="store_true", help="print the checkpoint's record as JSON")
+    b.set_defaults(func=_cmd_baseline)
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
                        description="Print the results section generated from the committed tables of a profile.")

@@ -74,3 +74,60 @@ def test_a_bad_folder_is_answered_in_one_sentence(tmp_path, spoil, answer):
 def test_an_unknown_dataset_name_names_the_image_folder_form():
     with pytest.raises(ValueError, match="imagefolder:<path>"):
         load_dataset("mnist", "train")
+
+
+def _weights(tmp_path, classes=3, whole=False):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model("squeezenet1_1", weights=None, num_classes=classes).eval()
+    path = tmp_path / ("model.pt" if whole else f"state-{classes}.pt")
+    torch.save(model if whole else model.state_dict(), path)
+    return model, path
+
+
+def test_a_torchvision_state_dict_is_imported_as_a_baseline_that_loads_again(tmp_path, monkeypatch):
+    import torch
+
+    from helpers import paths
+    from helpers.baselines import import_baseline
+    from helpers.checkpoints import load_model
+
+    monkeypatch.setattr(paths, "CHECKPOINTS", tmp_path / "checkpoints")
+    root = _folder(tmp_path / "pets", mode="RGB", size=40)
+    model, weights = _weights(tmp_path)
+    rec = import_baseline("squeezenet1_1", weights, f"imagefolder:{root}", 48, progress=False)
+    assert rec["config"]["model"] == "squeezenet1_1" and rec["config"]["input_size"] == 48
+    assert rec["metrics"]["val_n"] == 3 and 0 <= rec["metrics"]["val_accuracy"] <= 1
+    again, cfg = load_model(rec["path"])
+    x = torch.randn(2, 3, 48, 48)
+    with torch.no_grad():
+        assert torch.allclose(again(x), model(x), atol=1e-6)
+
+
+def test_bad_imports_get_one_sentence_and_exit_2_with_nothing_written(tmp_path):
+    import subprocess
+    import sys
+
+    from helpers import paths
+
+    root = _folder(tmp_path / "pets", mode="RGB", size=40)
+    _, good = _weights(tmp_path)
+    _, five = _weights(tmp_path, classes=5)
+    _, whole = _weights(tmp_path, whole=True)
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    before = sorted(paths.CHECKPOINTS.glob("*")) if paths.CHECKPOINTS.exists() else []
+    for arch, weights, data, answer in [
+        ("resnet999", good, f"imagefolder:{root}", "unknown architecture 'resnet999'"),
+        ("squeezenet1_1", whole, f"imagefolder:{root}", "pickled Python object"),
+        ("squeezenet1_1", five, f"imagefolder:{root}", "classifies into 5 classes"),
+        ("squeezenet1_1", good, f"imagefolder:{flat}", "has no class sub-folders"),
+    ]:
+        r = subprocess.run([sys.executable, "-m", "helpers", "baseline", "import", "--arch", arch, "--weights",
+                            str(weights), "--data", data, "--input-size", "48"], capture_output=True, text=True,
+                           cwd=paths.ROOT, timeout=300)
+        assert r.returncode == 2 and answer in r.stderr, (arch, r.stderr[-500:])
+        assert len(r.stderr.strip().splitlines()) == 1
+    assert (sorted(paths.CHECKPOINTS.glob("*")) if paths.CHECKPOINTS.exists() else []) == before
