@@ -132,12 +132,10 @@ def import_baseline(arch: str, weights: str | Path, dataset: str, input_size: in
 
     import torch
 
+    from helpers import zoo
     from helpers.checkpoints import CheckpointError
-    from helpers.models import torchvision_classifiers
 
-    if arch not in torchvision_classifiers():
-        raise ValueError(f"unknown architecture {arch!r}: not one of torchvision's classification models (e.g. "
-                         "mobilenet_v2, resnet18, shufflenet_v2_x0_5, squeezenet1_1)")
+    zoo.check(arch)  # an unknown architecture is refused before the weights are read
     weights = Path(weights)
     if not weights.is_file():
         raise ValueError(f"weights file {weights} does not exist; save one with torch.save(model.state_dict(), PATH)")
@@ -153,7 +151,7 @@ def import_baseline(arch: str, weights: str | Path, dataset: str, input_size: in
     if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{weights} does not hold a state_dict of tensors; save torch.save(model.state_dict(), PATH)")
     val = load_dataset(dataset, "val", input_size, channels=3)
-    model = build_model(arch, val.num_classes, 3)
+    model = zoo.build(arch, val.num_classes, 3)
     head = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)][-1][0]
     head_key = f"{head}.weight"
     if head_key in state and state[head_key].shape[0] != val.num_classes:

@@ -47,13 +47,6 @@ def _small_mobilenet_v2(num_classes: int, in_channels: int, width: float) -> nn.
     return model
 
 
-def torchvision_classifiers() -> list[str]:
-    """torchvision's image-classification architectures by name (what ``baseline import --arch`` accepts)."""
-    import torchvision
-
-    return torchvision.models.list_models(module=torchvision.models)
-
-
 def build_model(name: str, num_classes: int, in_channels: int = 3, width: float = 1.0,
                 channels: list | None = None) -> nn.Module:
     """Build 'resnet18' or 'mobilenet_v2' adapted to small (32x32) inputs.
@@ -62,15 +55,8 @@ def build_model(name: str, num_classes: int, in_channels: int = 3, width: float 
     only) gives the four stages' output channels directly (see :func:`uniform_channels`) and overrides ``width``.
     Raises ValueError naming the bad argument and the allowed values.
     """
-    if name not in MODELS and name in torchvision_classifiers():  # a user's network (``baselines.import_baseline``)
-        import torchvision
-
-        if in_channels != 3:
-            raise ValueError(f"torchvision's {name} takes colour images (3 channels), not {in_channels}")
-        return torchvision.models.get_model(name, weights=None, num_classes=num_classes)
     if name not in MODELS:
-        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)} or a torchvision classification "
-                         "architecture (e.g. mobilenet_v2, shufflenet_v2_x0_5, squeezenet1_1)")
+        raise ValueError(f"unknown model {name!r}; choose one of {', '.join(MODELS)}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an integer of at least 2, not {num_classes!r}")
     if in_channels not in (1, 3):
