@@ -175,7 +175,7 @@ def _cmd_export(args) -> int:
     model, cfg = load_model(args.checkpoint)
     calib = None
     if args.mode == "int8":
-        ds = load_dataset(cfg["dataset"], "train", cfg["input_size"])
+        ds = load_dataset(cfg["dataset"], "train", cfg["input_size"], cfg["in_channels"])
         calib = calibration_batches(ds, args.calibration_images)
     out = export_tflite(model, args.out, args.mode, calib, cfg["input_size"], cfg["in_channels"],
                         per_channel=not args.per_tensor)
@@ -269,7 +269,9 @@ def _cmd_search(args) -> int:
 
     from helpers.experiment import load_config
 
-    result, ref = search_from_config(args.config, args.budget, args.resume)
+    # with --json, stdout holds the JSON alone: the trials' progress lines go to stderr
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result, ref = search_from_config(args.config, args.budget, args.resume, log=log)
     cfg, b = load_config(args.config), result.best
     control = None
     if cfg["trial"] != "synthetic":  # the chosen plan against narrow networks trained from scratch (make controls)
@@ -279,8 +281,11 @@ def _cmd_search(args) -> int:
                              ref["int8_latency_ms"] / b["latency_ms"] if b else None,
                              int((b or {}).get("val_n") or cfg["val_images"] or 1), cfg["threshold"],
                              b["accuracy"] if b else None)
+    from helpers.experiment import chosen_on_test
+
+    test = chosen_on_test(cfg, b)  # the verdict on test, once, after selection on validation
     out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto,
-           "closest": result.closest, "message": result.message, "reference": ref, "control": control}
+           "closest": result.closest, "message": result.message, "reference": ref, "control": control, "test": test}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -289,6 +294,9 @@ def _cmd_search(args) -> int:
               f"({ref['int8_latency_ms'] / b['latency_ms']:.2f}x faster than plain int8)")
     else:
         print(result.message)
+    if test:
+        print(f"chosen plan on test (the deployed int8 artifact): {test['correct']} of {test['n']} correct "
+              f"({100 * test['accuracy']:.2f}%)")
     if control:
         print(f"control: {control}")
     return 0

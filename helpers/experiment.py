@@ -100,11 +100,22 @@ def load_config(path: str | Path) -> dict:
         raise SearchError(f"search config {path}, field 'sleep_s': {cfg['sleep_s']!r} must be seconds >= 0")
     if cfg["trial"] == "plan":
         b = cfg["baseline"]
+        if isinstance(b, dict) and "checkpoint" in b:  # a baseline checkpoint (e.g. imported): its sidecar says the rest
+            from helpers import paths
+            from helpers.checkpoints import read_sidecar
+
+            ckpt = paths.resolve(b["checkpoint"])
+            if not Path(ckpt).is_file():
+                raise SearchError(f"search config {path}, field 'baseline.checkpoint': {b['checkpoint']} does not exist; "
+                                  "give a .pt file under runs/checkpoints/ (e.g. from `python -m helpers baseline import`)")
+            side = read_sidecar(ckpt)["config"]
+            cfg["baseline"] = b = {**b, "checkpoint": str(ckpt), "model": side["model"], "dataset": side["dataset"]}
         if not isinstance(b, dict) or not {"model", "dataset"} <= set(b):
-            raise SearchError(f"search config {path}, field 'baseline': give a mapping with at least model and dataset")
+            raise SearchError(f"search config {path}, field 'baseline': give a mapping with at least model and dataset, "
+                              "or a checkpoint")
         from helpers.models import MODELS
 
-        if b["model"] not in MODELS:
+        if "checkpoint" not in b and b["model"] not in MODELS:
             raise SearchError(f"search config {path}, field 'baseline.model': {b['model']!r} is not one of "
                               f"{', '.join(MODELS)}")
         for k in ("width", "epochs", "lr"):
@@ -196,12 +207,18 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
             final_fn = SyntheticTrial(free, cfg["sleep_s"], accuracy_gain=0.01)
     else:
         from helpers.baselines import baseline
-        from helpers.pipeline import context
+        from helpers.pipeline import baseline_context
 
         b = cfg["baseline"]
-        model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
-                                 b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
-        ctx = context(b["dataset"], cfg["finetune_images"], cfg["val_images"], cfg["seed"])
+        if "checkpoint" in b:
+            from helpers.checkpoints import load_model, read_sidecar
+
+            model, _ = load_model(b["checkpoint"])
+            record = {**read_sidecar(b["checkpoint"]), "path": b["checkpoint"]}
+        else:
+            model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
+                                     b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
+        ctx = baseline_context(record, cfg["finetune_images"], cfg["val_images"], cfg["seed"])
         s = prepare(template, model, record, ctx, cfg["profile"], search_files(log_path)["reference"],
                     cfg["final_epochs"])
         ref, trial_fn, final_fn = s.reference, s.screen, s.final
@@ -229,3 +246,27 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
 
     final_log = search_files(log_path, cfg["final_epochs"])["final"]
     return confirm_front(result.trials[:budget], objective, final_fn, final_log, cfg["final_runs"], report_final), ref
+
+
+def chosen_on_test(cfg: dict, best: dict | None, test_images: int | None = None) -> dict | None:
+    """The chosen plan's deployed artifact scored once on the test split of its baseline's data, at its input size
+    and channels: {correct, n, accuracy}; None without a chosen plan or an artifact on this machine."""
+    if not best or cfg["trial"] != "plan" or not best.get("artifact"):
+        return None
+    from helpers import paths
+    from helpers.data import load_dataset
+    from helpers.runtime import evaluate_tflite
+
+    artifact = paths.resolve(best["artifact"])
+    if not Path(artifact).is_file():
+        return None
+    b = cfg["baseline"]
+    size, channels = 32, None
+    if "checkpoint" in b:
+        from helpers.checkpoints import read_sidecar
+
+        side = read_sidecar(b["checkpoint"])["config"]
+        size, channels = side.get("input_size", 32), side.get("in_channels")
+    test = load_dataset(b["dataset"], "test", size, channels).subset(test_images)
+    acc = evaluate_tflite(artifact, test)["accuracy"]
+    return {"correct": int(round(acc * len(test))), "n": len(test), "accuracy": acc}

@@ -16,11 +16,13 @@ from helpers.compress.plan import CompressionPlan
 from helpers.data import load_dataset
 
 
-def context(dataset: str, finetune_images: int | None, val_images: int | None, seed: int = 0) -> Context:
-    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
-    full = load_dataset(dataset, "train")
+def context(dataset: str, finetune_images: int | None, val_images: int | None, seed: int = 0,
+            input_size: int = 32, channels: int | None = None) -> Context:
+    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split, at
+    the baseline's ``input_size`` and ``channels`` (a user's imported network: its own size, 3 channels)."""
+    full = load_dataset(dataset, "train", input_size, channels)
     train = full.subset(finetune_images, seed=seed)
-    val = load_dataset(dataset, "val").subset(val_images, seed=seed)
+    val = load_dataset(dataset, "val", input_size, channels).subset(val_images, seed=seed)
     return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
                    seed=seed, split_images=len(full))
 
@@ -99,6 +101,12 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
         write_json(tmp / "record.json", result)
     result["model"] = work
     return result
+
+
+def baseline_context(record: dict, finetune_images: int | None, val_images: int | None, seed: int = 0) -> Context:
+    """:func:`context` on a baseline's own dataset, input size and channels (from its checkpoint's sidecar)."""
+    cfg = record["config"]
+    return context(cfg["dataset"], finetune_images, val_images, seed, cfg.get("input_size", 32), cfg.get("in_channels"))
 
 
 def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",

@@ -131,3 +131,98 @@ def test_bad_imports_get_one_sentence_and_exit_2_with_nothing_written(tmp_path):
         assert r.returncode == 2 and answer in r.stderr, (arch, r.stderr[-500:])
         assert len(r.stderr.strip().splitlines()) == 1
     assert (sorted(paths.CHECKPOINTS.glob("*")) if paths.CHECKPOINTS.exists() else []) == before
+
+
+def _pictures(root, classes=3, n=12, size=64):
+    """Generated colour pictures a network can tell apart: each class its own hue and stripe direction."""
+    rng = np.random.default_rng(1)
+    for k in range(classes):
+        (root / f"c{k}").mkdir(parents=True, exist_ok=True)
+        for i in range(n):
+            img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+            img[..., k % 3] += 150
+            if k % 2:
+                img[:, ::8] = 255
+            else:
+                img[::8] = 255
+            Image.fromarray(img, "RGB").save(root / f"c{k}" / f"{i}.png")
+    return root
+
+
+def _trained(arch, classes, size, path):
+    """A torchvision network the workbench does not define, trained a few steps on random data, saved as a state_dict."""
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    model = torchvision.models.get_model(arch, weights=None, num_classes=classes)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    for _ in range(3):
+        x, y = torch.randn(8, 3, size, size), torch.randint(0, classes, (8,))
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+    torch.save(model.eval().state_dict(), path)
+    return path
+
+
+def _cli(*args):
+    import subprocess
+    import sys
+
+    from helpers import paths
+
+    return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True, cwd=paths.ROOT,
+                          timeout=900)
+
+
+@pytest.mark.slow
+def test_a_users_squeezenet_on_a_users_folder_is_searched_to_a_full_integer_artifact_scored_on_test(tmp_path):
+    """SqueezeNet (a conv classifier, Fire modules' concatenations); ShuffleNetV2's channel shuffle is a reshape
+    that torch-pruning 1.6.1's dependency graph cannot follow (ZeroDivisionError in its reshape mapping)."""
+    import json
+
+    import yaml
+
+    root = _pictures(tmp_path / "pictures")
+    weights = _trained("squeezenet1_1", 3, 64, tmp_path / "squeezenet.pt")
+    r = _cli("baseline", "import", "--arch", "squeezenet1_1", "--weights", str(weights), "--data",
+             f"imagefolder:{root}", "--input-size", "64", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = json.loads(r.stdout)["path"]
+    config = tmp_path / "search.yaml"
+    config.write_text(yaml.safe_dump({
+        "baseline": {"checkpoint": ckpt}, "budget": 2, "n_initial": 1, "method": "random", "threshold": 100.0,
+        "val_images": None, "finetune_images": None, "log": str(tmp_path / "search.jsonl"),
+        "template": {"steps": [{"method": "structured", "ratio": {"low": 0.2, "high": 0.5}, "round_to": 8},
+                               {"method": "finetune", "epochs": 0.5, "lr": 0.01, "batch_size": 8},
+                               {"method": "ptq", "calibration": 8}]}}))
+    r = _cli("search", str(config), "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    out = json.loads(r.stdout)
+    best = out["best"]
+    assert best is not None and best["full_integer"] and best["checks_fail"] == 0
+    assert out["test"]["n"] == 3 and 0 <= out["test"]["correct"] <= 3  # 1 test picture of 12 per class, scored once
+
+
+@pytest.mark.slow
+def test_a_users_mobilenet_at_96_pixels_exports_at_96_and_is_timed(tmp_path):
+    import json
+
+    root = _pictures(tmp_path / "pictures", size=96)
+    weights = _trained("mobilenet_v2", 3, 96, tmp_path / "mobilenet.pt")
+    r = _cli("baseline", "import", "--arch", "mobilenet_v2", "--weights", str(weights), "--data",
+             f"imagefolder:{root}", "--input-size", "96", "--json")
+    assert r.returncode == 0, r.stderr[-2000:]
+    ckpt = json.loads(r.stdout)["path"]
+    out = tmp_path / "m.tflite"
+    r = _cli("export", ckpt, "--mode", "int8", "--out", str(out))
+    assert r.returncode == 0, r.stderr[-2000:]
+    from helpers.inspection import inspect_tflite
+
+    info = inspect_tflite(out)
+    assert info.full_integer and list(info.input_shape)[1:3] == [96, 96]  # NHWC, the user's size
+    r = _cli("bench", str(out), "--json", "--repeats", "10")
+    assert r.returncode == 0, r.stderr[-2000:]
+    row = json.loads(r.stdout)
+    assert row["median_ms"] > 0
