@@ -120,11 +120,13 @@ def summary_row(model, record: dict, test_ds=None) -> dict:
     return row
 
 
-def import_baseline(arch: str, weights: str | Path, dataset: str, input_size: int = 224, progress: bool = True) -> dict:
+def import_baseline(arch: str, weights: str | Path, dataset: str, input_size: int = 224, progress: bool = True,
+                    out: str | Path | None = None) -> dict:
     """A user's trained network as a baseline: torchvision's ``arch`` built for ``dataset``'s classes, the
     ``state_dict`` in ``weights`` loaded with ``weights_only`` (a pickled module is refused: loading one runs
     arbitrary code), scored on validation at ``input_size`` and written as a checkpoint with the usual sidecar,
-    so ``export``, ``compress``, ``search`` and the controls take it like any baseline. Returns its record.
+    so ``export``, ``compress``, ``search`` and the controls take it like any baseline (at ``out``, else under
+    runs/checkpoints/ named by weights, data and size). Returns its record.
     Every problem (unknown architecture, a file that is no state_dict, a class count that differs from the data's)
     is one sentence (ValueError), before anything is written."""
     import hashlib
@@ -160,7 +162,9 @@ def import_baseline(arch: str, weights: str | Path, dataset: str, input_size: in
     digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
     slug = "".join(ch if ch.isalnum() else "-" for ch in dataset.split(":")[0])
     key = hashlib.sha256(f"{val.fingerprint}|{digest}|{input_size}".encode()).hexdigest()[:16]
-    path = paths.CHECKPOINTS / f"{arch}-{slug}-{key}.pt"  # the weights, the data and the size decide the file
+    path = Path(out) if out else paths.CHECKPOINTS / f"{arch}-{slug}-{key}.pt"  # weights, data and size decide it
+    if path.suffix != ".pt":
+        raise ValueError(f"--out {path} must end in .pt (its .json sidecar goes beside it)")
     tmp = path.with_suffix(".incoming.pt")
     tmp.parent.mkdir(parents=True, exist_ok=True)
     torch.save(state, tmp)

@@ -128,7 +128,7 @@ def _cmd_replay(args) -> int:
 def _cmd_baseline(args) -> int:
     from helpers.baselines import import_baseline
 
-    rec = import_baseline(args.arch, args.weights, args.data, args.input_size, progress=not args.json)
+    rec = import_baseline(args.arch, args.weights, args.data, args.input_size, progress=not args.json, out=args.out)
     if args.json:
         print(json.dumps(rec, indent=2, default=str))
     else:
@@ -243,8 +243,9 @@ def _cmd_compress(args) -> int:
     from helpers.checkpoints import load_model
 
     model, cfg = load_model(args.checkpoint)
-    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.finetune_images),
-                  val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
+    size, ch = cfg["input_size"], cfg["in_channels"]
+    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", size, ch).subset(args.finetune_images),
+                  val_ds=load_dataset(cfg["dataset"], "val", size, ch), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
     from helpers.pipeline import run_plan
     from helpers.provenance import light_record
@@ -284,8 +285,11 @@ def _cmd_search(args) -> int:
     from helpers.experiment import chosen_on_test
 
     test = chosen_on_test(cfg, b)  # the verdict on test, once, after selection on validation
-    out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto,
-           "closest": result.closest, "message": result.message, "reference": ref, "control": control, "test": test}
+    from helpers import paths
+
+    chosen = str(paths.resolve(b["artifact"])) if b and b.get("artifact") else None  # a path that works from here
+    out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto, "closest": result.closest,
+           "message": result.message, "reference": ref, "control": control, "test": test, "chosen_artifact": chosen}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -447,6 +451,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--weights", required=True, help="the state_dict file (torch.save(model.state_dict(), FILE))")
     b.add_argument("--data", required=True, help="the dataset: a name or imagefolder:<path>")
     b.add_argument("--input-size", type=positive, default=224, help="square input size in pixels (default 224)")
+    b.add_argument("--out", help="where the checkpoint goes (.pt; default: runs/checkpoints/<arch>-<data>-<key>.pt)")
     b.add_argument("--json", action="store_true", help="print the checkpoint's record as JSON")
     b.set_defaults(func=_cmd_baseline)
 

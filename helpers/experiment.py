@@ -56,7 +56,7 @@ def load_config(path: str | Path) -> dict:
         raise SearchError(f"search config {path} is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
     defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
                 "acq_func": "gp_hedge", "surrogate": "composite", "profile": "default", "finetune_images": None, "val_images": 2000,
-                "trial": "plan", "sleep_s": 0.0, "log": str(default_log(path)),
+                "trial": "plan", "sleep_s": 0.0, "log": str(default_log(path.resolve())),
                 "screen_slack": 0.0, "final_epochs": None, "final_runs": 2}
     if not isinstance(cfg, dict):
         raise SearchError(f"search config {path} must be a mapping of fields (baseline, template, objective, ...), "
@@ -104,7 +104,8 @@ def load_config(path: str | Path) -> dict:
             from helpers import paths
             from helpers.checkpoints import read_sidecar
 
-            ckpt = paths.resolve(b["checkpoint"])
+            given = Path(b["checkpoint"]).expanduser()  # relative: beside the config, else from the repository
+            ckpt = next((c for c in (path.parent / given, paths.resolve(given)) if c.is_file()), given)
             if not Path(ckpt).is_file():
                 raise SearchError(f"search config {path}, field 'baseline.checkpoint': {b['checkpoint']} does not exist; "
                                   "give a .pt file under runs/checkpoints/ (e.g. from `python -m helpers baseline import`)")
@@ -139,7 +140,8 @@ class Prepared:
 
 
 def prepare(template, model, record: dict, ctx, profile: str, reference_path: str | Path, final_epochs=None,
-            networks: str | Path | None = None, executor=None, data: tuple | None = None) -> Prepared:
+            networks: str | Path | None = None, executor=None, data: tuple | None = None,
+            command: bool = False) -> Prepared:
     """The one wiring of a search on a real baseline, used by ``search_from_config`` and ``study.run_study``.
 
     The reference (plain int8 and fp32 artifacts, their latency and validation accuracy) is measured once and
@@ -165,7 +167,7 @@ def prepare(template, model, record: dict, ctx, profile: str, reference_path: st
             return RemoteTrial(trial_spec(record, data, plan, profile, pair[1]), executor, plan, model, ctx)
     else:
         def make(plan):
-            return PlanTrial(plan, model, record, ctx, profile, reference=pair)
+            return PlanTrial(plan, model, record, ctx, profile, reference=pair, command=command)
 
     screen = make(template)
     final = make(with_finetune_epochs(template, final_epochs)) if final_epochs else None
@@ -220,7 +222,7 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
                                      b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
         ctx = baseline_context(record, cfg["finetune_images"], cfg["val_images"], cfg["seed"])
         s = prepare(template, model, record, ctx, cfg["profile"], search_files(log_path)["reference"],
-                    cfg["final_epochs"])
+                    cfg["final_epochs"], command=True)  # a command: the chain's run record is never replaced
         ref, trial_fn, final_fn = s.reference, s.screen, s.final
         ref = {**ref, "val_n": len(ctx.val_ds)}
     objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"],

@@ -110,15 +110,17 @@ def baseline_context(record: dict, finetune_images: int | None, val_images: int 
 
 
 def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
-             threads: int = 1, reference: tuple | None = None) -> dict:
+             threads: int = 1, reference: tuple | None = None, command: bool = False) -> dict:
     """Apply ``plan`` to the baseline ``model`` (with :func:`run_plan`) and return one flat row of measured figures.
 
     ``reference`` is (artifact path, its latency in ms), normally ``references.plain_int8_reference``: the plan's
     artifact is then timed against it in alternating blocks. Artifacts and the per-plan record land in
     runs/<profile>/plans/<checkpoint>/<plan hash>/. Accuracy is a fraction (``val_accuracy`` of the artifact).
+    ``command`` (the ``search`` command): the rows name a command record kept in ``run_records/``, so a search never
+    replaces the chain's ``run_record.json`` of the profile.
     """
     from helpers.identity import EXPORT_CODE, code_digest
-    from helpers.provenance import current_record
+    from helpers.provenance import command_record, current_record
 
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
     # the folder carries a hash of the code that makes the artifact, so a code change never reuses a stale one
@@ -127,7 +129,8 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
            / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
     budget = plan_budget(plan, record, ctx)  # in the plan's record.json too: every plan names its training budget
     res = run_plan(plan, model, ctx, out, Timing(threads, reference),
-                   provenance={"run_record": current_record(profile)["id"], "budget": budget})
+                   provenance={"run_record": (command_record if command else current_record)(profile)["id"],
+                               "budget": budget})
     checks = [c for s in res["steps"] for c in s["checks"]]
     return {"budget": budget, "label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
             "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],
