@@ -184,6 +184,13 @@ def _to_tensor(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
     return x.contiguous()
 
 
+def known_dataset(name: str) -> bool:
+    """A dataset name the workbench loads: one of ``DATASETS`` or ``imagefolder:<path>`` (a user's folder)."""
+    from helpers.imagefolder import PREFIX
+
+    return name in DATASETS or (isinstance(name, str) and name.startswith(PREFIX) and len(name) > len(PREFIX))
+
+
 def load_dataset(name: str, split: str, input_size: int = 32, channels: int | None = None,
                  root: str | Path | None = None, seed: int = SPLIT_SEED) -> ArrayDataset:
     """Load dataset ``name`` ('fashion_mnist', 'glyphs', 'cifar10', 'cifar100', or ``imagefolder:<path>``, a user's
