@@ -38,7 +38,8 @@ def deploy(model: nn.Module, record: dict, mode: str = "int8", calibration: int 
     cfg = record["config"]
     calib = None
     if mode == "int8":
-        calib = calibration_batches(load_dataset(cfg["dataset"], "train", cfg["input_size"]), calibration)
+        calib = calibration_batches(load_dataset(cfg["dataset"], "train", cfg["input_size"], cfg["in_channels"]),
+                                    calibration)
     return export_tflite(model, out, mode, calib, cfg["input_size"], cfg["in_channels"], per_channel=per_channel)
 
 

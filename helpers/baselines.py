@@ -118,3 +118,68 @@ def summary_row(model, record: dict, test_ds=None) -> dict:
     if test_ds is not None:
         row["test_accuracy"], row["test_n"] = evaluate(model, test_ds)["accuracy"], len(test_ds)
     return row
+
+
+def import_baseline(arch: str, weights: str | Path, dataset: str, input_size: int = 224, progress: bool = True,
+                    out: str | Path | None = None) -> dict:
+    """A user's trained network as a baseline: torchvision's ``arch`` built for ``dataset``'s classes, the
+    ``state_dict`` in ``weights`` loaded with ``weights_only`` (a pickled module is refused: loading one runs
+    arbitrary code), scored on validation at ``input_size`` and written as a checkpoint with the usual sidecar,
+    so ``export``, ``compress``, ``search`` and the controls take it like any baseline (at ``out``, else under
+    runs/checkpoints/ named by weights, data and size). Returns its record.
+    Every problem (unknown architecture, a file that is no state_dict, a class count that differs from the data's)
+    is one sentence (ValueError), before anything is written."""
+    import hashlib
+    import pickle
+
+    import torch
+
+    from helpers import zoo
+    from helpers.checkpoints import CheckpointError
+
+    zoo.check(arch)  # an unknown architecture is refused before the weights are read
+    weights = Path(weights)
+    if not weights.is_file():
+        raise ValueError(f"weights file {weights} does not exist; save one with torch.save(model.state_dict(), PATH)")
+    try:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError:
+        raise ValueError(f"{weights} holds a pickled Python object (a whole module?), not a state_dict: loading it "
+                         "would run arbitrary code, so it is refused; save torch.save(model.state_dict(), PATH) "
+                         "instead") from None
+    except Exception as exc:  # noqa: BLE001 - a torn or foreign file
+        raise ValueError(f"{weights} is not a PyTorch file ({type(exc).__name__}); save one with "
+                         "torch.save(model.state_dict(), PATH)") from None
+    if not isinstance(state, dict) or not state or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{weights} does not hold a state_dict of tensors; save torch.save(model.state_dict(), PATH)")
+    val = load_dataset(dataset, "val", input_size, channels=3)
+    model = zoo.build(arch, val.num_classes, 3)
+    head = [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear | torch.nn.Conv2d)][-1][0]
+    head_key = f"{head}.weight"
+    if head_key in state and state[head_key].shape[0] != val.num_classes:
+        raise ValueError(f"{weights} classifies into {state[head_key].shape[0]} classes ({head_key}) but {dataset} has "
+                         f"{val.num_classes}; fine-tune the classifier for these classes or give the matching data")
+    digest = hashlib.sha256(weights.read_bytes()).hexdigest()[:16]
+    slug = "".join(ch if ch.isalnum() else "-" for ch in dataset.split(":")[0])
+    key = hashlib.sha256(f"{val.fingerprint}|{digest}|{input_size}".encode()).hexdigest()[:16]
+    path = Path(out) if out else paths.CHECKPOINTS / f"{arch}-{slug}-{key}.pt"  # weights, data and size decide it
+    if path.suffix != ".pt":
+        raise ValueError(f"--out {path} must end in .pt (its .json sidecar goes beside it)")
+    tmp = path.with_suffix(".incoming.pt")
+    tmp.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(state, tmp)
+    try:
+        load_into(model, tmp)
+    except CheckpointError as exc:
+        tmp.unlink()
+        raise ValueError(str(exc).replace(str(tmp), str(weights))) from None
+    tmp.unlink()
+    t0 = time.perf_counter()
+    acc = evaluate(model, val)["accuracy"]
+    macs, params = count_macs_params(model, input_size, 3)
+    config = {"model": arch, "dataset": dataset, "num_classes": val.num_classes, "in_channels": 3, "width": 1.0,
+              "input_size": input_size, "imported_from": str(weights), "weights_sha256": digest}
+    metrics = {"val_accuracy": acc, "val_n": len(val), "macs": macs, "params": params,
+               "eval_seconds": round(time.perf_counter() - t0, 2)}
+    save_checkpoint(model, path, config, metrics, val.fingerprint)
+    return {**read_sidecar(path), "path": str(path)}

@@ -30,9 +30,12 @@ def passes(epochs: float, images: int | None, split_images: int) -> float:
     return float(epochs) * used / split_images
 
 
-def baseline_passes(record: dict, split_images: int) -> float:
-    """The budget of a trained checkpoint (its sidecar ``record``): epochs over its training subset."""
+def baseline_passes(record: dict, split_images: int) -> float | None:
+    """The budget of a trained checkpoint (its sidecar ``record``): epochs over its training subset; None for a
+    network trained elsewhere and imported (``baseline import``), whose budget this workbench does not know."""
     cfg = record["config"]
+    if "train" not in cfg:
+        return None
     return passes(cfg["train"]["epochs"], cfg.get("train_subset"), split_images)
 
 
@@ -52,8 +55,12 @@ def plan_passes(plan: dict, finetune_images: int | None, split_images: int) -> f
 
 
 def total_passes(record: dict, plan: dict | None, finetune_images: int | None, split_images: int) -> float:
-    """The budget of a plan applied to the checkpoint of ``record``: the baseline's passes plus the plan's."""
-    return baseline_passes(record, split_images) + (plan_passes(plan, finetune_images, split_images) if plan else 0.0)
+    """The budget of a plan applied to the checkpoint of ``record``: the baseline's passes plus the plan's (None when
+    the baseline's own budget is unknown)."""
+    base = baseline_passes(record, split_images)
+    if base is None:
+        return None
+    return base + (plan_passes(plan, finetune_images, split_images) if plan else 0.0)
 
 
 def epochs_for(budget: float, images: int | None, split_images: int) -> float:

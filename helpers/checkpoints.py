@@ -69,7 +69,7 @@ def load_into(model: nn.Module, path: str | Path) -> nn.Module:
 
 def load_model(path) -> tuple[nn.Module, dict]:
     """(model, sidecar config) rebuilt from a checkpoint and its JSON sidecar."""
-    from helpers.models import build_model
+    from helpers.models import MODELS, build_model
 
     if not Path(path).is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; give the .pt file of a baseline (runs/checkpoints/)")
@@ -79,5 +79,10 @@ def load_model(path) -> tuple[nn.Module, dict]:
     if missing:
         raise CheckpointError(f"checkpoint sidecar {Path(path).with_suffix('.json')} lacks {', '.join(missing)} in "
                               "its config; use a checkpoint the workbench wrote")
-    model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"], cfg.get("channels"))
+    if cfg["model"] in MODELS:
+        model = build_model(cfg["model"], cfg["num_classes"], cfg["in_channels"], cfg["width"], cfg.get("channels"))
+    else:  # a torchvision architecture a user imported (``baselines.import_baseline``)
+        from helpers import zoo
+
+        model = zoo.build(cfg["model"], cfg["num_classes"], cfg["in_channels"])
     return load_into(model, path), cfg

@@ -125,6 +125,19 @@ def _cmd_replay(args) -> int:
     return 0
 
 
+def _cmd_baseline(args) -> int:
+    from helpers.baselines import import_baseline
+
+    rec = import_baseline(args.arch, args.weights, args.data, args.input_size, progress=not args.json, out=args.out)
+    if args.json:
+        print(json.dumps(rec, indent=2, default=str))
+    else:
+        m = rec["metrics"]
+        print(f"imported {args.arch} for {args.data} at {args.input_size}x{args.input_size}: validation "
+              f"{100 * m['val_accuracy']:.2f}% of {m['val_n']} images, {m['macs'] / 1e6:.1f} M MACs; checkpoint {rec['path']}")
+    return 0
+
+
 def _cmd_report(args) -> int:
     from helpers import paths
     from helpers.report import build_report, readme_section, write_readme
@@ -162,7 +175,7 @@ def _cmd_export(args) -> int:
     model, cfg = load_model(args.checkpoint)
     calib = None
     if args.mode == "int8":
-        ds = load_dataset(cfg["dataset"], "train", cfg["input_size"])
+        ds = load_dataset(cfg["dataset"], "train", cfg["input_size"], cfg["in_channels"])
         calib = calibration_batches(ds, args.calibration_images)
     out = export_tflite(model, args.out, args.mode, calib, cfg["input_size"], cfg["in_channels"],
                         per_channel=not args.per_tensor)
@@ -230,8 +243,9 @@ def _cmd_compress(args) -> int:
     from helpers.checkpoints import load_model
 
     model, cfg = load_model(args.checkpoint)
-    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", cfg["input_size"]).subset(args.finetune_images),
-                  val_ds=load_dataset(cfg["dataset"], "val", cfg["input_size"]), input_size=cfg["input_size"],
+    size, ch = cfg["input_size"], cfg["in_channels"]
+    ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", size, ch).subset(args.finetune_images),
+                  val_ds=load_dataset(cfg["dataset"], "val", size, ch), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
     from helpers.pipeline import run_plan
     from helpers.provenance import light_record
@@ -256,7 +270,9 @@ def _cmd_search(args) -> int:
 
     from helpers.experiment import load_config
 
-    result, ref = search_from_config(args.config, args.budget, args.resume)
+    # with --json, stdout holds the JSON alone: the trials' progress lines go to stderr
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    result, ref = search_from_config(args.config, args.budget, args.resume, log=log)
     cfg, b = load_config(args.config), result.best
     control = None
     if cfg["trial"] != "synthetic":  # the chosen plan against narrow networks trained from scratch (make controls)
@@ -266,8 +282,14 @@ def _cmd_search(args) -> int:
                              ref["int8_latency_ms"] / b["latency_ms"] if b else None,
                              int((b or {}).get("val_n") or cfg["val_images"] or 1), cfg["threshold"],
                              b["accuracy"] if b else None)
-    out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto,
-           "closest": result.closest, "message": result.message, "reference": ref, "control": control}
+    from helpers.experiment import chosen_on_test
+
+    test = chosen_on_test(cfg, b)  # the verdict on test, once, after selection on validation
+    from helpers import paths
+
+    chosen = str(paths.resolve(b["artifact"])) if b and b.get("artifact") else None  # a path that works from here
+    out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto, "closest": result.closest,
+           "message": result.message, "reference": ref, "control": control, "test": test, "chosen_artifact": chosen}
     if args.json:
         print(json.dumps(out, indent=2, default=str))
         return 0
@@ -276,6 +298,9 @@ def _cmd_search(args) -> int:
               f"({ref['int8_latency_ms'] / b['latency_ms']:.2f}x faster than plain int8)")
     else:
         print(result.message)
+    if test:
+        print(f"chosen plan on test (the deployed int8 artifact): {test['correct']} of {test['n']} correct "
+              f"({100 * test['accuracy']:.2f}%)")
     if control:
         print(f"control: {control}")
     return 0
@@ -414,6 +439,21 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "config's first dataset (each network built and timed now) "
                                                       "and compared with their replays on this machine's table")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("baseline", help="bring your own network: import a torchvision state_dict as a baseline")
+    bsub = p.add_subparsers(dest="action", required=True)
+    b = bsub.add_parser("import", help="import a torchvision architecture's state_dict as a baseline checkpoint",
+                        description="Build torchvision's ARCH for DATASET's classes, load the state_dict in FILE "
+                                    "(weights_only; a pickled module is refused), score it on validation and write a "
+                                    "checkpoint with the usual sidecar under runs/checkpoints/, which export, compress, "
+                                    "search, study and the controls then take like any baseline.")
+    b.add_argument("--arch", required=True, help="a torchvision classification architecture, e.g. mobilenet_v2")
+    b.add_argument("--weights", required=True, help="the state_dict file (torch.save(model.state_dict(), FILE))")
+    b.add_argument("--data", required=True, help="the dataset: a name or imagefolder:<path>")
+    b.add_argument("--input-size", type=positive, default=224, help="square input size in pixels (default 224)")
+    b.add_argument("--out", help="where the checkpoint goes (.pt; default: runs/checkpoints/<arch>-<data>-<key>.pt)")
+    b.add_argument("--json", action="store_true", help="print the checkpoint's record as JSON")
+    b.set_defaults(func=_cmd_baseline)
 
     p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
                        description="Print the results section generated from the committed tables of a profile.")

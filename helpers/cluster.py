@@ -57,7 +57,7 @@ def _worker_state(checkpoint: str, digest: str, dataset: str, finetune_images, v
 
     from helpers.artifacts import plain_int8
     from helpers.checkpoints import load_model, read_sidecar
-    from helpers.pipeline import context
+    from helpers.pipeline import baseline_context
     from helpers.identity import machine
 
     torch.set_num_threads(threads)
@@ -69,7 +69,7 @@ def _worker_state(checkpoint: str, digest: str, dataset: str, finetune_images, v
                            f"the client's is {digest}); copy the client's checkpoint there")
     model, _ = load_model(checkpoint)
     record = {**read_sidecar(checkpoint), "path": checkpoint}
-    return model, record, context(dataset, finetune_images, val_images, seed), str(plain_int8(model, record))
+    return model, record, baseline_context(record, finetune_images, val_images, seed), str(plain_int8(model, record))
 
 
 def run_spec(spec: TrialSpec, values: dict, token: str | None = None) -> dict:

@@ -52,7 +52,7 @@ class ControlsSpec:
         """A spec from the profile's ``controls`` mapping; every bad field is one sentence, before any training."""
         from dataclasses import fields
 
-        from helpers.data import DATASETS
+        from helpers.data import DATASETS, known_dataset
 
         if not isinstance(section, dict):
             raise ValueError("the profile has no 'controls' section; add one with datasets, fractions and round_to "
@@ -65,8 +65,9 @@ class ControlsSpec:
             raise ValueError("controls lacks datasets; list the datasets whose controls are trained")
         spec = cls(**section)
         for ds in spec.datasets:
-            if ds not in DATASETS:
-                raise ValueError(f"controls: unknown dataset {ds!r}; choose from {', '.join(DATASETS)}")
+            if not known_dataset(ds):
+                raise ValueError(f"controls: unknown dataset {ds!r}; choose from {', '.join(DATASETS)} or "
+                                 "imagefolder:<path>")
         for arch in spec.architectures:
             if arch not in MODELS:
                 raise ValueError(f"controls: unknown architecture {arch!r}; choose from {', '.join(MODELS)}")

@@ -184,17 +184,28 @@ def _to_tensor(images: np.ndarray, size: int, channels: int) -> torch.Tensor:
     return x.contiguous()
 
 
+def known_dataset(name: str) -> bool:
+    """A dataset name the workbench loads: one of ``DATASETS`` or ``imagefolder:<path>`` (a user's folder)."""
+    from helpers.imagefolder import PREFIX
+
+    return name in DATASETS or (isinstance(name, str) and name.startswith(PREFIX) and len(name) > len(PREFIX))
+
+
 def load_dataset(name: str, split: str, input_size: int = 32, channels: int | None = None,
                  root: str | Path | None = None, seed: int = SPLIT_SEED) -> ArrayDataset:
-    """Load dataset ``name`` ('fashion_mnist', 'glyphs', 'cifar10', 'cifar100') and ``split``.
+    """Load dataset ``name`` ('fashion_mnist', 'glyphs', 'cifar10', 'cifar100', or ``imagefolder:<path>``, a user's
+    folder of class sub-folders, see ``helpers.imagefolder``) and ``split``.
 
     ``split`` is 'train', 'val' (carved from the official training set with ``seed``) or 'test'.
     Images are resized to ``input_size`` square and converted to ``channels`` (default: the
     dataset's own: 1 for grey, 3 for colour). ``root`` defaults to data/.
     Raises ValueError for an unknown name or split, DatasetUnavailable when the files are missing offline.
     """
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
+    from helpers.imagefolder import folder_of
+
+    folder = folder_of(name)
+    if name not in DATASETS and folder is None:
+        raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)} or imagefolder:<path>")
     if split not in SPLITS:
         raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     if channels not in (None, 1, 3):
@@ -202,7 +213,12 @@ def load_dataset(name: str, split: str, input_size: int = 32, channels: int | No
     if int(input_size) < 8:
         raise ValueError(f"input_size must be at least 8 pixels, not {input_size!r}")
     root = Path(root) if root is not None else paths.DATA
-    if name == "glyphs":
+    if folder is not None:  # a user's image folder: read at the asked size, split by folders or seeded
+        from helpers.imagefolder import read
+
+        images, labels, classes, fingerprint = read(folder, split, int(input_size), seed)
+        raw = _Raw(images, labels, classes, fingerprint)
+    elif name == "glyphs":
         from helpers.glyphs import render_glyphs
 
         g = render_glyphs(root / "glyphs")

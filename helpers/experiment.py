@@ -56,7 +56,7 @@ def load_config(path: str | Path) -> dict:
         raise SearchError(f"search config {path} is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
     defaults = {"objective": "constrained", "threshold": 1.0, "budget": 10, "method": "gp", "seed": 0, "n_initial": 5,
                 "acq_func": "gp_hedge", "surrogate": "composite", "profile": "default", "finetune_images": None, "val_images": 2000,
-                "trial": "plan", "sleep_s": 0.0, "log": str(default_log(path)),
+                "trial": "plan", "sleep_s": 0.0, "log": str(default_log(path.resolve())),
                 "screen_slack": 0.0, "final_epochs": None, "final_runs": 2}
     if not isinstance(cfg, dict):
         raise SearchError(f"search config {path} must be a mapping of fields (baseline, template, objective, ...), "
@@ -100,11 +100,23 @@ def load_config(path: str | Path) -> dict:
         raise SearchError(f"search config {path}, field 'sleep_s': {cfg['sleep_s']!r} must be seconds >= 0")
     if cfg["trial"] == "plan":
         b = cfg["baseline"]
+        if isinstance(b, dict) and "checkpoint" in b:  # a baseline checkpoint (e.g. imported): its sidecar says the rest
+            from helpers import paths
+            from helpers.checkpoints import read_sidecar
+
+            given = Path(b["checkpoint"]).expanduser()  # relative: beside the config, else from the repository
+            ckpt = next((c for c in (path.parent / given, paths.resolve(given)) if c.is_file()), given)
+            if not Path(ckpt).is_file():
+                raise SearchError(f"search config {path}, field 'baseline.checkpoint': {b['checkpoint']} does not exist; "
+                                  "give a .pt file under runs/checkpoints/ (e.g. from `python -m helpers baseline import`)")
+            side = read_sidecar(ckpt)["config"]
+            cfg["baseline"] = b = {**b, "checkpoint": str(ckpt), "model": side["model"], "dataset": side["dataset"]}
         if not isinstance(b, dict) or not {"model", "dataset"} <= set(b):
-            raise SearchError(f"search config {path}, field 'baseline': give a mapping with at least model and dataset")
+            raise SearchError(f"search config {path}, field 'baseline': give a mapping with at least model and dataset, "
+                              "or a checkpoint")
         from helpers.models import MODELS
 
-        if b["model"] not in MODELS:
+        if "checkpoint" not in b and b["model"] not in MODELS:
             raise SearchError(f"search config {path}, field 'baseline.model': {b['model']!r} is not one of "
                               f"{', '.join(MODELS)}")
         for k in ("width", "epochs", "lr"):
@@ -128,7 +140,8 @@ class Prepared:
 
 
 def prepare(template, model, record: dict, ctx, profile: str, reference_path: str | Path, final_epochs=None,
-            networks: str | Path | None = None, executor=None, data: tuple | None = None) -> Prepared:
+            networks: str | Path | None = None, executor=None, data: tuple | None = None,
+            command: bool = False) -> Prepared:
     """The one wiring of a search on a real baseline, used by ``search_from_config`` and ``study.run_study``.
 
     The reference (plain int8 and fp32 artifacts, their latency and validation accuracy) is measured once and
@@ -154,7 +167,7 @@ def prepare(template, model, record: dict, ctx, profile: str, reference_path: st
             return RemoteTrial(trial_spec(record, data, plan, profile, pair[1]), executor, plan, model, ctx)
     else:
         def make(plan):
-            return PlanTrial(plan, model, record, ctx, profile, reference=pair)
+            return PlanTrial(plan, model, record, ctx, profile, reference=pair, command=command)
 
     screen = make(template)
     final = make(with_finetune_epochs(template, final_epochs)) if final_epochs else None
@@ -196,14 +209,20 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
             final_fn = SyntheticTrial(free, cfg["sleep_s"], accuracy_gain=0.01)
     else:
         from helpers.baselines import baseline
-        from helpers.pipeline import context
+        from helpers.pipeline import baseline_context
 
         b = cfg["baseline"]
-        model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
-                                 b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
-        ctx = context(b["dataset"], cfg["finetune_images"], cfg["val_images"], cfg["seed"])
+        if "checkpoint" in b:
+            from helpers.checkpoints import load_model, read_sidecar
+
+            model, _ = load_model(b["checkpoint"])
+            record = {**read_sidecar(b["checkpoint"]), "path": b["checkpoint"]}
+        else:
+            model, record = baseline(b["model"], b["dataset"], b.get("width", 1.0), b.get("epochs", 1.0),
+                                     b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
+        ctx = baseline_context(record, cfg["finetune_images"], cfg["val_images"], cfg["seed"])
         s = prepare(template, model, record, ctx, cfg["profile"], search_files(log_path)["reference"],
-                    cfg["final_epochs"])
+                    cfg["final_epochs"], command=True)  # a command: the chain's run record is never replaced
         ref, trial_fn, final_fn = s.reference, s.screen, s.final
         ref = {**ref, "val_n": len(ctx.val_ds)}
     objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"],
@@ -229,3 +248,27 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
 
     final_log = search_files(log_path, cfg["final_epochs"])["final"]
     return confirm_front(result.trials[:budget], objective, final_fn, final_log, cfg["final_runs"], report_final), ref
+
+
+def chosen_on_test(cfg: dict, best: dict | None, test_images: int | None = None) -> dict | None:
+    """The chosen plan's deployed artifact scored once on the test split of its baseline's data, at its input size
+    and channels: {correct, n, accuracy}; None without a chosen plan or an artifact on this machine."""
+    if not best or cfg["trial"] != "plan" or not best.get("artifact"):
+        return None
+    from helpers import paths
+    from helpers.data import load_dataset
+    from helpers.runtime import evaluate_tflite
+
+    artifact = paths.resolve(best["artifact"])
+    if not Path(artifact).is_file():
+        return None
+    b = cfg["baseline"]
+    size, channels = 32, None
+    if "checkpoint" in b:
+        from helpers.checkpoints import read_sidecar
+
+        side = read_sidecar(b["checkpoint"])["config"]
+        size, channels = side.get("input_size", 32), side.get("in_channels")
+    test = load_dataset(b["dataset"], "test", size, channels).subset(test_images)
+    acc = evaluate_tflite(artifact, test)["accuracy"]
+    return {"correct": int(round(acc * len(test))), "n": len(test), "accuracy": acc}

@@ -16,11 +16,13 @@ from helpers.compress.plan import CompressionPlan
 from helpers.data import load_dataset
 
 
-def context(dataset: str, finetune_images: int | None, val_images: int | None, seed: int = 0) -> Context:
-    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split."""
-    full = load_dataset(dataset, "train")
+def context(dataset: str, finetune_images: int | None, val_images: int | None, seed: int = 0,
+            input_size: int = 32, channels: int | None = None) -> Context:
+    """A compression context on ``dataset``: a seeded training subset for fine-tuning and the validation split, at
+    the baseline's ``input_size`` and ``channels`` (a user's imported network: its own size, 3 channels)."""
+    full = load_dataset(dataset, "train", input_size, channels)
     train = full.subset(finetune_images, seed=seed)
-    val = load_dataset(dataset, "val").subset(val_images, seed=seed)
+    val = load_dataset(dataset, "val", input_size, channels).subset(val_images, seed=seed)
     return Context(train_ds=train, val_ds=val, input_size=train.images.shape[-1], in_channels=train.in_channels,
                    seed=seed, split_images=len(full))
 
@@ -101,16 +103,24 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
     return result
 
 
+def baseline_context(record: dict, finetune_images: int | None, val_images: int | None, seed: int = 0) -> Context:
+    """:func:`context` on a baseline's own dataset, input size and channels (from its checkpoint's sidecar)."""
+    cfg = record["config"]
+    return context(cfg["dataset"], finetune_images, val_images, seed, cfg.get("input_size", 32), cfg.get("in_channels"))
+
+
 def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
-             threads: int = 1, reference: tuple | None = None) -> dict:
+             threads: int = 1, reference: tuple | None = None, command: bool = False) -> dict:
     """Apply ``plan`` to the baseline ``model`` (with :func:`run_plan`) and return one flat row of measured figures.
 
     ``reference`` is (artifact path, its latency in ms), normally ``references.plain_int8_reference``: the plan's
     artifact is then timed against it in alternating blocks. Artifacts and the per-plan record land in
     runs/<profile>/plans/<checkpoint>/<plan hash>/. Accuracy is a fraction (``val_accuracy`` of the artifact).
+    ``command`` (the ``search`` command): the rows name a command record kept in ``run_records/``, so a search never
+    replaces the chain's ``run_record.json`` of the profile.
     """
     from helpers.identity import EXPORT_CODE, code_digest
-    from helpers.provenance import current_record
+    from helpers.provenance import command_record, current_record
 
     plan = plan if isinstance(plan, CompressionPlan) else CompressionPlan.from_dict(plan)
     # the folder carries a hash of the code that makes the artifact, so a code change never reuses a stale one
@@ -119,7 +129,8 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
            / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
     budget = plan_budget(plan, record, ctx)  # in the plan's record.json too: every plan names its training budget
     res = run_plan(plan, model, ctx, out, Timing(threads, reference),
-                   provenance={"run_record": current_record(profile)["id"], "budget": budget})
+                   provenance={"run_record": (command_record if command else current_record)(profile)["id"],
+                               "budget": budget})
     checks = [c for s in res["steps"] for c in s["checks"]]
     return {"budget": budget, "label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],
             "mode": res["mode"], "latency_ms": res["latency"]["median_ms"], "latency_iqr_ms": res["latency"]["iqr_ms"],

@@ -144,7 +144,7 @@ def _check_fields(cfg: StudyConfig, where: str) -> None:
     sentence before the study writes anything."""
     import math
 
-    from helpers.data import DATASETS
+    from helpers.data import DATASETS, known_dataset
     from helpers.models import MODELS
     from helpers.objective import OBJECTIVES
     from helpers.params import per_dataset
@@ -158,8 +158,8 @@ def _check_fields(cfg: StudyConfig, where: str) -> None:
     if not isinstance(cfg.datasets, list) or not cfg.datasets:
         raise SearchError(f"{where}: datasets must be a non-empty list of {', '.join(DATASETS)}")
     for ds in cfg.datasets:
-        if ds not in DATASETS:
-            raise SearchError(f"{where}: dataset {ds!r} is not one of {', '.join(DATASETS)}")
+        if not known_dataset(ds):
+            raise SearchError(f"{where}: dataset {ds!r} is not one of {', '.join(DATASETS)} or imagefolder:<path>")
     if cfg.objective not in OBJECTIVES:
         raise SearchError(f"{where}: objective {cfg.objective!r} is not one of {', '.join(OBJECTIVES)}")
     if cfg.profile not in PROFILES:

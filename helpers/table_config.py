@@ -116,7 +116,7 @@ def load_table_config(path: str | Path) -> TableConfig:
     import yaml
 
     from helpers.compress.pruning import IMPORTANCES
-    from helpers.data import DATASETS
+    from helpers.data import DATASETS, known_dataset
     from helpers.params import PROFILES
 
     path = Path(path)
@@ -140,9 +140,10 @@ def load_table_config(path: str | Path) -> TableConfig:
                          "use resnet18")
     if cfg.profile not in PROFILES:
         raise ValueError(f"profile {cfg.profile!r} is not one of {', '.join(PROFILES)}")
-    if not cfg.datasets or any(d not in DATASETS for d in cfg.datasets):
-        bad = [d for d in cfg.datasets if d not in DATASETS]
-        raise ValueError(f"datasets: {bad[0] if bad else '(none)'!r} is not a dataset; choose from {', '.join(DATASETS)}")
+    if not cfg.datasets or any(not known_dataset(d) for d in cfg.datasets):
+        bad = [d for d in cfg.datasets if not known_dataset(d)]
+        raise ValueError(f"datasets: {bad[0] if bad else '(none)'!r} is not a dataset; choose from {', '.join(DATASETS)} "
+                         "or imagefolder:<path>")
     if cfg.importance not in IMPORTANCES:
         raise ValueError(f"importance {cfg.importance!r} is not one of {', '.join(IMPORTANCES)}")
     if not isinstance(cfg.space, dict) or list(cfg.space) != ["layer1", "layer2", "layer3", "layer4"]:

@@ -19,9 +19,9 @@ class PlanTrial:
     """
 
     def __init__(self, template: CompressionPlan, model, record: dict, ctx: Context, profile: str, threads: int = 1,
-                 reference: tuple | None = None):
+                 reference: tuple | None = None, command: bool = False):
         self.template, self.model, self.record, self.ctx = template, model, record, ctx
-        self.profile, self.threads, self.reference = profile, threads, reference
+        self.profile, self.threads, self.reference, self.command = profile, threads, reference, command
         self.outcomes: dict[str, dict] = {}
 
     def __call__(self, values: dict) -> dict:
@@ -30,7 +30,7 @@ class PlanTrial:
             return {**self.outcomes[key], "reused": True}
         plan = self.template.with_values(values)
         row = plan_row(plan, self.model, self.record, self.ctx, self.profile, threads=self.threads,
-                       reference=self.reference)
+                       reference=self.reference, command=self.command)
         self.outcomes[key] = {"accuracy": row["val_accuracy"], "latency_ms": row["latency_ms"],
                               "latency_iqr_ms": row["latency_iqr_ms"], "macs": row["macs"], "size_kB": row["size_kB"],
                               "full_integer": row["full_integer"], "checks_fail": row["checks_fail"],

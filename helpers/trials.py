@@ -11,7 +11,7 @@ import json
 import os
 import re
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Callable
 
@@ -22,6 +22,70 @@ from helpers.objective import SearchError
 
 def _plain(v):
     return v.item() if hasattr(v, "item") else v
+
+
+_NUMBERS = ("accuracy", "latency_ms", "latency_iqr_ms", "objective", "seconds")
+_COUNTS = ("trial", "val_n")
+
+
+@dataclass
+class TrialRecord:
+    """One logged trial, typed: what every search, study and table log line holds (other fields in ``extra``).
+
+    ``accuracy`` is a fraction of ``val_n`` validation images (``correct`` gives the count the bar is compared
+    with), ``latency_ms`` the paired latency and ``latency_iqr_ms`` its spread, ``cost`` seconds by phase,
+    ``run_record`` the id of the record it ran under, ``artifact`` a path relative to the repository.
+    :meth:`from_row` refuses a line whose fields have the wrong types (``read_log`` then skips it as corrupt).
+    """
+
+    trial: int
+    values: dict
+    status: str | None = None  # "ok" or "failed" (network stores hold outcomes without one)
+    accuracy: float | None = None
+    val_n: int | None = None
+    latency_ms: float | None = None
+    latency_iqr_ms: float | None = None
+    feasible: bool | None = None
+    objective: float | None = None
+    seconds: float | None = None
+    cost: dict | None = None
+    run_record: str | None = None
+    artifact: str | None = None
+    network: str | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def correct(self) -> int | None:
+        """Correct validation images (None when the trial has no accuracy or image count)."""
+        from helpers.bars import correct_count
+
+        return None if self.accuracy is None or not self.val_n else correct_count(self.accuracy, self.val_n)
+
+    @classmethod
+    def from_row(cls, row: dict) -> "TrialRecord":
+        if not isinstance(row, dict) or "trial" not in row or "values" not in row:
+            raise ValueError("not a trial record")
+        for k in _COUNTS:
+            if row.get(k) is not None and (isinstance(row[k], bool) or not isinstance(row[k], int)):
+                raise ValueError(f"field {k!r} is {row[k]!r}, not a whole number")
+        for k in _NUMBERS:
+            if row.get(k) is not None and (isinstance(row[k], bool) or not isinstance(row[k], (int, float))):
+                raise ValueError(f"field {k!r} is {row[k]!r}, not a number")
+        if not isinstance(row["values"], dict):
+            raise ValueError(f"field 'values' is {row['values']!r}, not a mapping")
+        names = {f.name for f in fields(cls)} - {"extra"}
+        return cls(**{k: v for k, v in row.items() if k in names},
+                   extra={k: v for k, v in row.items() if k not in names})
+
+    def to_row(self) -> dict:
+        """The log line's fields (``extra`` merged back; fields never set left out)."""
+        row = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        return {**{k: v for k, v in row.items() if v is not None or k in ("trial", "values")}, **self.extra}
+
+
+def read_records(path: str | Path) -> list[TrialRecord]:
+    """A log's finished trials, typed (:class:`TrialRecord`); corrupt lines skipped as by :func:`read_log`."""
+    return [TrialRecord.from_row(r) for r in read_log(path)]
 
 
 def read_log(path: str | Path) -> list[dict]:
@@ -35,8 +99,7 @@ def read_log(path: str | Path) -> list[dict]:
             continue
         try:
             row = json.loads(line)
-            if not isinstance(row, dict) or "trial" not in row or "values" not in row:
-                raise ValueError("not a trial record")
+            TrialRecord.from_row(row)  # the types every reader relies on, checked once here
             trials.append(row)
         except (json.JSONDecodeError, ValueError) as exc:
             warnings.warn(f"trial log {path}, line {n}: skipped a corrupt line ({exc}); the other lines are kept",

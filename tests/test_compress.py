@@ -76,10 +76,19 @@ def test_stage_slope_prunes_late_stages_more(ctx, tmp_path):
 
 
 def test_structured_round_to_and_importances(ctx, tmp_path):
+    """Every importance criterion prunes MobileNetV2 to multiples of round_to with fewer MACs (PyTorch checks; one
+    of them is exported too, so the artifact's channels are checked against the pruned model's)."""
     for imp in ("l2", "bn_scale", "taylor", "lamp", "random"):
-        res = _apply([{"method": "structured", "ratio": 0.3, "importance": imp, "round_to": 4}],
-                     ctx, tmp_path / imp, model=_model("mobilenet_v2", 0.5), export={"mode": "fp32"})
-        checks = _checks(res, "structured")
+        plan = CompressionPlan.from_dict({"steps": [{"method": "structured", "ratio": 0.3, "importance": imp,
+                                                     "round_to": 4}], "export": {"mode": "fp32"}})
+        if imp == "lamp":
+            res = run_plan(plan, _model("mobilenet_v2", 0.5), ctx, tmp_path / imp, Timing(measure=False), val_images=64)
+            records = res["steps"]
+            assert _checks(res, "structured")["artifact conv channels equal the pruned model's"]["status"] == "pass"
+        else:
+            work, records, snaps = plan.run_steps(_model("mobilenet_v2", 0.5), ctx)
+            plan.verify_steps(records, snaps, work, ctx, None)
+        checks = {c["check"]: c for r in records for c in r["checks"]}
         assert checks["channels multiple of 4"]["status"] == "pass", imp
         assert checks["MACs fall"]["status"] == "pass", imp
 

@@ -10,8 +10,8 @@ from helpers import paths
 LAYERS = [
     ("base", {"paths", "io", "identity", "quiet", "migrations", "benchmarks", "inspection", "stats", "bars", "budget",
               "edgetpu_rules"}),
-    ("data", {"data", "glyphs"}),
-    ("model and profiles", {"models", "train", "checkpoints", "baselines", "params"}),
+    ("data", {"data", "glyphs", "imagefolder"}),
+    ("model and profiles", {"models", "zoo", "train", "checkpoints", "baselines", "params"}),
     ("compress", {"compress", "int8_recipe"}),
     ("export", {"export", "artifacts"}),
     ("measure", {"runtime", "latency", "layers", "lut", "edgetpu", "deployment"}),

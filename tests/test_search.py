@@ -302,3 +302,18 @@ def test_the_search_decides_feasibility_as_counts_when_both_image_counts_are_kno
 
     row = trial_row(0, {}, {"accuracy": 0.902, "latency_ms": 0.5, "val_n": 2000}, 1.0, obj, {})
     assert row["feasible"] is True
+
+
+def test_a_trial_record_is_typed_round_trips_and_a_mistyped_line_is_skipped(tmp_path):
+    from helpers.trials import TrialRecord, read_records
+
+    row = {"trial": 0, "values": {"a": 1}, "status": "ok", "accuracy": 0.902, "val_n": 2000, "latency_ms": 0.5,
+           "kind": "inherit"}
+    rec = TrialRecord.from_row(row)
+    assert rec.correct == 1804 and rec.extra == {"kind": "inherit"} and rec.to_row() == row
+    log = tmp_path / "t.jsonl"
+    append_log(log, row)
+    append_log(log, {**row, "trial": 1, "accuracy": "high"})  # a field of the wrong type: skipped, named
+    with pytest.warns(UserWarning, match="line 2: skipped a corrupt line .*'accuracy' is 'high'"):
+        recs = read_records(log)
+    assert [r.trial for r in recs] == [0]

@@ -144,8 +144,11 @@ def _structured():
 
         model.eval()
         example = ctx.example(8 if p["importance"] in ("taylor", "hessian") else 1)
-        ignored = [m for _, m in prunable_layers(model) if isinstance(m, nn.Linear)] if p["keep_classifier"] else []
-        convs = [m for _, m in prunable_layers(model) if isinstance(m, nn.Conv2d)]
+        layers = [m for _, m in prunable_layers(model)]
+        ignored = [m for m in layers if isinstance(m, nn.Linear)] if p["keep_classifier"] else []
+        if p["keep_classifier"] and layers and isinstance(layers[-1], nn.Conv2d):  # a conv classifier (SqueezeNet)
+            ignored.append(layers[-1])
+        convs = [m for m in layers if isinstance(m, nn.Conv2d)]
         if p["keep_stem"]:
             ignored.append(convs[0])
         groups = stages(model)
@@ -185,8 +188,10 @@ def _structured():
                 check("parameters fall", f"< {params0}", params1, params1 < params0 or p["ratio"] == 0, "pytorch"),
                 check("MACs fall", f"< {macs0}", macs1, macs1 < macs0 or p["ratio"] == 0, "pytorch")]
         if p["round_to"] > 1:
-            bad = [m.out_channels for _, m in prunable_layers(after)
-                   if isinstance(m, nn.Conv2d) and m.out_channels % p["round_to"] and m.groups == 1]
+            layers = [m for _, m in prunable_layers(after)]
+            kept = layers[-1:] if p["keep_classifier"] else []  # a conv classifier keeps one channel per class
+            bad = [m.out_channels for m in layers
+                   if isinstance(m, nn.Conv2d) and m.out_channels % p["round_to"] and m.groups == 1 and m not in kept]
             rows.append(check(f"channels multiple of {p['round_to']}", 0, len(bad), not bad, "pytorch"))
         if artifact is not None:
             from helpers.inspection import inspect_tflite
