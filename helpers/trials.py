@@ -217,13 +217,29 @@ _SEARCH_LOG = re.compile(r"^(?P<dataset>.+)-s(?P<seed>\d+)-(?P<method>[a-z]+)(?P
 
 
 @dataclass(frozen=True)
-class StudyLayout:
-    """Every file of a study folder (results/study/<name>/<machine>/), named here and nowhere else."""
+class _ResultsFolder:
+    """What a study folder and a table folder share: the folder, its run record and earlier ones, its figures."""
 
     folder: Path
 
     def __post_init__(self):
         object.__setattr__(self, "folder", Path(self.folder))
+
+    @property
+    def run_record(self) -> Path:
+        return self.folder / "run_record.json"
+
+    def earlier_record(self, record_id: str) -> Path:
+        return self.folder / "run_records" / f"{record_id}.json"
+
+    @property
+    def figures(self) -> Path:
+        return self.folder / "figures"
+
+
+@dataclass(frozen=True)
+class StudyLayout(_ResultsFolder):
+    """Every file of a study folder (results/study/<name>/<machine>/), named here and nowhere else."""
 
     # ---- per search ------------------------------------------------------------------------------------------------
     @staticmethod
@@ -277,41 +293,20 @@ class StudyLayout:
     def chosen(self) -> Path:
         return self.folder / "chosen.csv"
 
-    @property
-    def run_record(self) -> Path:
-        return self.folder / "run_record.json"
-
-    def earlier_record(self, record_id: str) -> Path:
-        return self.folder / "run_records" / f"{record_id}.json"
 
     @property
     def workers(self) -> Path:
         return self.folder / "workers.json"
 
-    @property
-    def figures(self) -> Path:
-        return self.folder / "figures"
 
 
 @dataclass(frozen=True)
-class TableLayout:
+class TableLayout(_ResultsFolder):
     """Every file of a tabular benchmark's folder (results/study/<name>/<machine>/), named here and nowhere else."""
-
-    folder: Path
-
-    def __post_init__(self):
-        object.__setattr__(self, "folder", Path(self.folder))
 
     @property
     def meta(self) -> Path:
         return self.folder / "table.json"
-
-    @property
-    def run_record(self) -> Path:
-        return self.folder / "run_record.json"
-
-    def earlier_record(self, record_id: str) -> Path:
-        return self.folder / "run_records" / f"{record_id}.json"
 
     def reference(self, dataset: str) -> Path:
         """A dataset's reference: plain int8 latency, the baseline's and the budget-matched network's validation counts."""
@@ -340,9 +335,6 @@ class TableLayout:
         """Live against replayed searches of the same seeds: their chosen networks and latencies."""
         return self.folder / f"{dataset}-live-check.csv"
 
-    @property
-    def figures(self) -> Path:
-        return self.folder / "figures"
 
 
 def study_trials(folder: str | Path) -> pd.DataFrame:
