@@ -4,10 +4,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Fashion-MNIST, and every Debian package that a font of the pinned glyph list comes from
 FONT_LIST := helpers/data_files/glyph_fonts.csv
-DEB_PACKAGES := dataset-fashion-mnist $(shell tail -n +2 $(FONT_LIST) | cut -d, -f2 | sort -u)
+# and the headless browser the book's test reads every page with
+DEB_PACKAGES := dataset-fashion-mnist $(shell tail -n +2 $(FONT_LIST) | cut -d, -f2 | sort -u) chromium chromium-driver
 PROFILE ?= default
 
-.PHONY: setup system run smoke test check report lab bench clean controls
+.PHONY: setup system run smoke test check report lab bench clean controls book
 
 setup: $(VENV)/.installed $(VENV)/.system
 
@@ -21,12 +22,12 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	  { echo "error: the install into $(VENV) failed; see pip's output above"; exit 1; }
 	@touch $@
 
-# Debian packages for the offline datasets (Fashion-MNIST and the fonts behind `glyphs`).
-$(VENV)/.system: $(FONT_LIST)
+# Debian packages for the offline datasets (Fashion-MNIST and the fonts behind `glyphs`) and the book's browser.
+$(VENV)/.system: $(FONT_LIST) Makefile
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "Debian packages for the datasets: present"; \
+	  if dpkg -s $(DEB_PACKAGES) >/dev/null 2>&1; then echo "Debian packages for the datasets and the browser: present"; \
 	  else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(DEB_PACKAGES) >/dev/null \
-	    && echo "Debian packages for the datasets: installed"; fi; \
+	    && echo "Debian packages for the datasets and the browser: installed"; fi; \
 	else echo "skipped installing Debian packages ($(DEB_PACKAGES)): not root on Debian; install them yourself or place the data under data/"; fi
 	@mkdir -p $(VENV) && touch $@
 
@@ -51,6 +52,11 @@ check: setup
 # The README's results section, regenerated from the committed tables under results/<profile>/.
 report: setup
 	$(PY) -m helpers report --profile $(PROFILE) --write
+
+# The book: the committed executed chapters, the README's results and the studies as static HTML (runs/book/<profile>/),
+# then read in headless Chromium; no kernel, no re-run of the chain (seconds).
+book: setup
+	$(PY) -m helpers book --profile $(PROFILE) --check
 
 lab: setup
 	$(VENV)/bin/jupyter lab notebooks/

@@ -159,6 +159,28 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_book(args) -> int:
+    import time
+    from pathlib import Path
+
+    from helpers import paths
+    from helpers.book import book_check, build_book
+
+    t0 = time.perf_counter()
+    index = build_book(args.profile, args.machine, Path(args.out) if args.out else None)
+    problems = book_check(index)
+    print(f"book of profile '{args.profile}' in {time.perf_counter() - t0:.1f} s: {paths.portable(index)}")
+    if args.check:
+        from helpers.browser import read_book
+
+        seen = read_book(index, index.parent / "screenshots")
+        problems += seen["problems"]
+        print(f"read {seen['pages']} pages in headless Chromium; screenshots in {paths.portable(index.parent / 'screenshots')}")
+    for line in problems:
+        print(f"problem: {line}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def _print(obj, as_json: bool) -> None:
     if as_json:
         print(json.dumps(obj, indent=2, default=str))
@@ -463,6 +485,16 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--write", action="store_true", help="write it into README.md between the results markers")
     g.add_argument("--check", action="store_true", help="exit 1 if README.md's results section differs")
     p.set_defaults(func=_cmd_report)
+
+    p = sub.add_parser("book", help="the executed chapters, results and studies as one static HTML site (no kernel)",
+                       description="Render the committed executed chapters of one machine, the README's results and the "
+                                   "study reports into runs/book/<profile>/ (open its index.html).")
+    p.add_argument("--profile", default="default", choices=PROFILES, help="profile whose chapters are rendered")
+    p.add_argument("--machine", help="machine id whose chapters are rendered (default: this machine, else the newest)")
+    p.add_argument("--out", help="folder of the site (default runs/book/<profile>/); replaced")
+    p.add_argument("--check", action="store_true",
+                   help="also open every page in headless Chromium: console errors, images, internal links; screenshots")
+    p.set_defaults(func=_cmd_book)
     return parser
 
 

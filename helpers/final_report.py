@@ -129,3 +129,13 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
                          f" ({t.difference_points:+.2f} +/- {t.noise_points:.2f} points, "
                          f"{'paired per image' if t.paired else 'unpaired'})" if pd.notna(t.difference_points) else ""))
     return table, lines
+
+
+def chosen_placements(chosen: pd.DataFrame) -> dict:
+    """Where each chosen plan's artifact would run on the Edge TPU (as 04 draws it), keyed 'dataset sSEED method';
+    plans without an artifact (no final run cleared the bar) are left out."""
+    from helpers import paths
+    from helpers.edgetpu import report
+
+    return {f"{r.dataset} s{r.seed} {r.method}": report(paths.resolve(r.artifact)).placement
+            for r in chosen.dropna(subset=["latency_ms"]).itertuples()}

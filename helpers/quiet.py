@@ -1,5 +1,7 @@
-"""Library log noise off by default: TensorFlow/absl C++ info lines, torch's pytree deprecation notice and
-litert-torch's false "converted in training mode" warning (the exporter always converts an eval-mode copy).
+"""Library log noise off by default: TensorFlow/absl C++ info lines, torch's pytree deprecation notice,
+litert-torch's false "converted in training mode" warning (the exporter always converts an eval-mode copy) and
+tqdm.auto's notice in a kernel without ipywidgets (the chain draws no bars there; a chapter would show it as an
+error box).
 
 Set ``WORKBENCH_VERBOSE=1`` (the CLI's ``--verbose``) to see all of it. Applied when ``helpers`` is imported,
 before TensorFlow or LiteRT load, because the C++ log level is read from the environment at their import.
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 
 DROPPED = ("Your model is converted in training mode",)
@@ -26,6 +29,7 @@ def quiet() -> None:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow / absl C++: warnings and errors only
     logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", message="IProgress not found")
     root = logging.getLogger()
     if not any(isinstance(f, _Drop) for f in root.filters):
         root.addFilter(_Drop())

@@ -97,6 +97,10 @@ def section(folder: Path) -> list[str]:
     """Markdown lines for one machine's results."""
     rec = json.loads((folder / "run_record.json").read_text())
     lines = [f"### Machine `{rec['machine']['id']}`", "", machine_line(rec), ""]
+    books = sorted((folder / "chapters").glob("*.ipynb"))
+    if books:
+        lines += ["The executed chapters of this machine (outputs, figures, the run record in each one's metadata): "
+                  + " · ".join(f"[{b.stem}]({paths.portable(b)})" for b in books) + ".", ""]
     own = command_tables(folder)
     if own:
         lines += ["Tables of their own commands (same machine, their run records in `run_records/`): "

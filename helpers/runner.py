@@ -35,7 +35,9 @@ def chain_order(only: list[str] | str | None, books: dict[str, Path]) -> list[st
 def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[dict]:
     """Execute the chain for ``profile`` (optionally only the given prefixes); stop at the first failure.
 
-    Executed notebooks land in runs/<profile>/. Returns one row per notebook with its seconds.
+    Executed notebooks land in runs/<profile>/, and a reader's copy of each (the chapter, see
+    :func:`helpers.chapters.save_chapter`) in results/<profile>/<machine>/chapters/. Returns one row per notebook
+    with its seconds.
     Raises ChainError naming the notebook and the failing cell.
     """
     params = load_profile(profile)
@@ -62,6 +64,7 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
 def _run_notebooks(profile, selected, books, params, out_dir, record, log) -> list[dict]:
     import papermill as pm
 
+    from helpers.chapters import chapters_dir, save_chapter
     from helpers.io import write_json
 
     times_path = out_dir / "chain_times.json"
@@ -82,6 +85,7 @@ def _run_notebooks(profile, selected, books, params, out_dir, record, log) -> li
             raise ChainError(f"notebook {nb.name} failed in cell {exc.exec_count} ({exc.ename}: {exc.evalue}); "
                              f"see the executed copy {out_dir / nb.name}") from None
         _stamp(out_dir / nb.name, record["id"])
+        save_chapter(out_dir / nb.name, chapters_dir(profile, record["machine"]["id"]), record)
         rows.append({"notebook": nb.name, "seconds": round(time.perf_counter() - t0, 1)})
         last = {**last, nb.name: rows[-1]["seconds"]}
         write_json(times_path, last)

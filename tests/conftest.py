@@ -38,6 +38,21 @@ def _fast_tier_writes_no_data(request, monkeypatch, _glyph_scratch):
     monkeypatch.setattr(glyphs, "render_glyphs", render)
 
 
+@pytest.fixture(scope="session")
+def smoke_chain():
+    """The whole chain on the smoke profile through Papermill, once per session (the chain's test and the smoke
+    book read it): runs/smoke/ is cleared first, so only this run's outputs are checked. Returns the CLI's result."""
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import paths
+
+    shutil.rmtree(paths.run_dir("smoke"), ignore_errors=True)
+    return subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "smoke"], capture_output=True,
+                          text=True, timeout=1500)
+
+
 @pytest.fixture
 def cifar_root(tmp_path):
     """A data root holding tiny CIFAR-10 and CIFAR-100 files in the real pickle format."""

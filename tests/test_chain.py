@@ -49,20 +49,18 @@ def test_cli_rejects_unknown_profile_and_notebook():
 
 
 @pytest.mark.slow
-def test_smoke_chain_runs_every_notebook():
-    """The whole chain on the smoke profile through Papermill: executed copies and figures appear, and every
-    output that holds a number points to the one run record of the run."""
+def test_smoke_chain_runs_every_notebook(smoke_chain):
+    """The whole chain on the smoke profile through Papermill: executed copies, chapters and figures appear, and
+    every output that holds a number points to the one run record of the run."""
     import json
-    import shutil
 
     import nbformat
     import pandas as pd
 
+    from helpers.chapters import chapters_dir
     from helpers.provenance import record_path
 
-    shutil.rmtree(paths.run_dir("smoke"), ignore_errors=True)  # only this run's outputs may be checked
-    run = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "smoke"], capture_output=True,
-                         text=True, timeout=1500)
+    run = smoke_chain
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     for nb in notebooks().values():
         assert (paths.run_dir("smoke") / nb.name).exists()
@@ -70,8 +68,12 @@ def test_smoke_chain_runs_every_notebook():
     assert (paths.figures_dir("smoke") / "02_confusions.pdf").exists()
     record = json.loads(record_path("smoke").read_text())
     assert record["characterisation"]["int8_ms"] > 0 and record["git"]["commit"]
+    chapters = chapters_dir("smoke", record["machine"]["id"])
     for nb in notebooks().values():
         assert nbformat.read(paths.run_dir("smoke") / nb.name, as_version=4).metadata["run_record"] == record["id"]
+        chapter = nbformat.read(chapters / nb.name, as_version=4)
+        assert chapter.metadata["run_record"] == record["id"] and chapter.metadata["machine"] == record["machine"]["id"]
+        assert all("papermill" not in c.metadata for c in chapter.cells), f"{nb.name} keeps per-cell timings"
     tables = list(record_path("smoke").parent.glob("*.csv"))
     assert {"baselines.csv", "pool.csv", "artifacts.csv", "search_summary.csv", "design_accuracy.csv"} <= {t.name for t in tables}
     for t in tables:

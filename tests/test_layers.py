@@ -15,13 +15,13 @@ LAYERS = [
     ("compress", {"compress", "int8_recipe"}),
     ("export", {"export", "artifacts"}),
     ("measure", {"runtime", "latency", "layers", "lut", "edgetpu", "deployment"}),
-    ("records", {"provenance", "figures"}),
+    ("records", {"provenance", "figures", "chapters"}),
     ("one plan and storage", {"pipeline", "references", "trials", "objective"}),
     ("search", {"trial", "proposals", "search", "cluster"}),
     ("experiments", {"experiment", "controls", "scratch_b", "study", "study_config", "study_analysis", "search_space",
                      "selection", "table_config", "table", "replay"}),
     ("analysis", {"curve", "verdicts", "tables", "findings", "final_report", "table_analysis"}),
-    ("reports", {"plots", "report", "controls_report", "markdown", "table_report"}),
+    ("reports", {"plots", "report", "controls_report", "markdown", "table_report", "book", "browser"}),
     ("chain and CLI", {"runner", "cli", "__main__", "__init__"}),
 ]
 RANK = {m: i for i, (_, mods) in enumerate(LAYERS) for m in mods}
