@@ -62,12 +62,17 @@ def build_book(profile: str = "default", machine: str | None = None, out: Path |
         prev = _page_name(chapters[i - 1][0]) if i else "index.html"
         nxt = _page_name(chapters[i + 1][0]) if i + 1 < len(chapters) else "results.html"
         site.chapter(path, nb, prev, nxt)
-    site.markdown_page("results.html", "Results", _results_markdown(profile), paths.ROOT)
-    site.markdown_page("run-record.html", "Run records", _records_markdown(profile, machine, chapters), paths.ROOT)
+    site.markdown_page("results.html", "Results", _results_markdown(profile), paths.ROOT,
+                       "Each machine's section names its machine and run record.")
+    site.markdown_page("run-record.html", "Run records", _records_markdown(profile, machine, chapters), paths.ROOT,
+                       f"The run records of the chapters of machine <code>{html.escape(machine)}</code>.")
     for folder in studies:
         site.markdown_page(f"study-{folder.parent.name}-{folder.name}.html", f"Study {folder.parent.name}",
-                           _study_markdown(folder), folder)
-    site.markdown_page("index.html", TITLE, _index_markdown(profile, machine, chapters, studies), paths.ROOT)
+                           _study_markdown(folder), folder,
+                           f"Every number on this page: machine <code>{html.escape(folder.name)}</code>, the run "
+                           f"records in <code>{html.escape(paths.portable(folder))}/</code>.")
+    site.markdown_page("index.html", TITLE, _index_markdown(profile, machine, chapters, studies), paths.ROOT,
+                       f"The chapters of machine <code>{html.escape(machine)}</code>, profile <code>{html.escape(profile)}</code>.")
     return out / "index.html"
 
 
@@ -173,6 +178,10 @@ def _one_table(folder: Path) -> list[str]:
     return lines[start:end]
 
 
+def _code(text) -> str:
+    return f"<code>{html.escape(str(text))}</code>"
+
+
 class _Site:
     """The pages of one book, their shared navigation and the files they link to (copied under ``files/``)."""
 
@@ -190,11 +199,14 @@ class _Site:
         links += ['<a href="results.html">results</a>', '<a href="run-record.html">run records</a>']
         return f'<nav class="book-nav">{" ".join(links)}</nav>'
 
-    def footer(self, record: str | None) -> str:
-        said = f"run record <code>{html.escape(record)}</code>, " if record else ""
-        return (f'<footer class="book-footer">Every number on this page: {said}machine <code>{html.escape(self.machine)}'
-                f'</code>, profile <code>{html.escape(self.profile)}</code>. Built by <code>make book</code> from the '
-                f'committed files; see <a href="run-record.html">the run records</a>.</footer>')
+    def footer(self, said: str) -> str:
+        """The page's foot: where its numbers come from (``said``, HTML), and how the book was built."""
+        return (f'<footer class="book-footer">{said} Built by <code>make book</code> from the committed files; see '
+                '<a href="run-record.html">the run records</a>.</footer>')
+
+    def chapter_source(self, record: str | None) -> str:
+        return (f"Every number on this page: run record {_code(record)}, machine {_code(self.machine)}, profile "
+                f"{_code(self.profile)}.")
 
     def chapter(self, path: Path, nb, prev: str, nxt: str) -> None:
         from nbconvert import HTMLExporter
@@ -208,18 +220,18 @@ class _Site:
         exporter = HTMLExporter(config=config, template_name="lab", extra_template_paths=[str(TEMPLATES)],
                                 template_file="chapter.html.j2")
         resources = {"book": {"css": self.css, "nav": self.nav(prev, nxt),
-                              "footer": self.footer(nb.metadata.get("run_record"))}}
+                              "footer": self.footer(self.chapter_source(nb.metadata.get("run_record")))}}
         body, _ = exporter.from_notebook_node(nb, resources=resources)
         self._write(_page_name(path), body, paths.NOTEBOOKS)
 
-    def markdown_page(self, name: str, title: str, lines: list[str], base: Path) -> None:
+    def markdown_page(self, name: str, title: str, lines: list[str], base: Path, source: str) -> None:
         import jinja2
         import mistune
 
         render = mistune.create_markdown(plugins=["table", "strikethrough"], escape=False)
         page = jinja2.Template((TEMPLATES / "page.html.j2").read_text(), autoescape=False).render(
             title=html.escape(title), css=self.css, nav=self.nav(), body=render("\n".join(lines)),
-            footer=self.footer(None))
+            footer=self.footer(source))
         self._write(name, page, base)
 
     def _write(self, name: str, text: str, base: Path) -> None:

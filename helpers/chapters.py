@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 from pathlib import Path
 
@@ -16,6 +17,7 @@ SECTIONS = ("Question", "Method", "Result", "Threats to validity")
 MAX_PNG_WIDTH = 1280
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_BAR = re.compile(r"\d+%\|")  # a tqdm progress line: "  4%|▎   | 1/28 [00:33<15:13, ...]"
 
 
 def chapters_dir(profile: str, machine_id: str) -> Path:
@@ -73,12 +75,21 @@ def ran_with(prefix: str, namespace: dict):
 
     from helpers.params import notebooks
 
+    from helpers.identity import machine
+    from helpers.provenance import record_path
+
     book = notebooks()[prefix]
+    profile = namespace.get("profile")
+    try:
+        record = json.loads(record_path(profile).read_text())["id"] if profile else None
+    except (OSError, ValueError, KeyError):
+        record = None
     rows = ["| parameter | value | meaning |", "| --- | --- | --- |"]
     for name, info in pm.inspect_notebook(str(book)).items():
         value = namespace.get(name, "(not set)")
         rows.append(f"| `{name}` | `{_cell(repr(value))}` | {_cell(info.get('help') or '')} |")
-    return Markdown(f"**Ran with** (the parameters cell of {book.name}, profile `{namespace.get('profile')}`):\n\n"
+    where = f"machine `{machine()['id']}`" + (f", run record `{record}`" if record else ", no run record yet")
+    return Markdown(f"**Ran with** (the parameters cell of {book.name}, profile `{profile}`, {where}):\n\n"
                     + "\n".join(rows))
 
 
@@ -88,7 +99,8 @@ def _cell(text: str) -> str:
 
 def save_chapter(executed: Path, out_dir: Path, record: dict) -> Path:
     """Copy an executed notebook into ``out_dir`` as a reader's chapter: figures shrunk to screen resolution
-    (:data:`MAX_PNG_WIDTH`), Papermill's per-cell timings dropped (they would change every line on every run),
+    (:data:`MAX_PNG_WIDTH`), progress bars that libraries draw on stderr dropped (every update would be a line;
+    any other stderr stays), Papermill's per-cell timings dropped (they would change every line on every run),
     and the run record's id, machine and commit in its metadata. Written atomically; returns the path."""
     import nbformat
 
@@ -98,10 +110,18 @@ def save_chapter(executed: Path, out_dir: Path, record: dict) -> Path:
     for cell in nb.cells:
         cell.metadata.pop("papermill", None)
         cell.metadata.pop("execution", None)
+        outputs = []
         for output in cell.get("outputs", []):
             data = output.get("data", {})
             if "image/png" in data:
                 data["image/png"] = _shrunk_png(data["image/png"])
+            if output.get("output_type") == "stream" and output.get("name") == "stderr":
+                output["text"] = without_progress_bars(output["text"])
+                if not output["text"].strip():
+                    continue
+            outputs.append(output)
+        if cell.cell_type == "code":
+            cell.outputs = outputs
     nb.metadata.pop("papermill", None)
     nb.metadata["run_record"] = record["id"]
     nb.metadata["machine"] = record["machine"]["id"]
@@ -111,6 +131,12 @@ def save_chapter(executed: Path, out_dir: Path, record: dict) -> Path:
     with atomic_path(path) as tmp:
         nbformat.write(nb, str(tmp))
     return path
+
+
+def without_progress_bars(text: str) -> str:
+    """``text`` (a stream) without its tqdm progress lines; every other line is kept as it was."""
+    lines = re.split(r"(?<=\n)|\r", text)
+    return "".join(line for line in lines if not _BAR.search(line))
 
 
 def _shrunk_png(encoded: str) -> str:

@@ -109,6 +109,8 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
 
     from tqdm.auto import tqdm
 
+    from helpers.quiet import progress_enabled
+
     from helpers.baselines import BaselineSpec
     from helpers.compress.plan import CompressionPlan
     from helpers.data import load_dataset
@@ -141,7 +143,7 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     done = sum(min(per_search, len(read_log(layout.log(ds, seed, m))) + len(read_log(layout.log(ds, seed, m, True))))
                for ds, seed, m, _ in tags)
     bar = tqdm(total=len(tags) * per_search, initial=done, desc=f"study {cfg.name}", unit="trial",
-               disable=not progress)
+               disable=not (progress and progress_enabled()))  # no bar inside the chain's kernels
     setups = {}
     for ds in cfg.datasets:  # on the client: baselines, references (the target machine's), test sets
         model, rec = spec.build(cfg.architecture, ds)
