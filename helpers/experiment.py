@@ -141,7 +141,7 @@ class Prepared:
 
 def prepare(template, model, record: dict, ctx, profile: str, reference_path: str | Path, final_epochs=None,
             networks: str | Path | None = None, executor=None, data: tuple | None = None,
-            command: bool = False) -> Prepared:
+            command: bool | Path = False) -> Prepared:
     """The one wiring of a search on a real baseline, used by ``search_from_config`` and ``study.run_study``.
 
     The reference (plain int8 and fp32 artifacts, their latency and validation accuracy) is measured once and
@@ -222,7 +222,7 @@ def search_from_config(path: str | Path, budget: int | None = None, resume: bool
                                      b.get("batch_size", 256), b.get("lr", 0.1), b.get("train_images"))
         ctx = baseline_context(record, cfg["finetune_images"], cfg["val_images"], cfg["seed"])
         s = prepare(template, model, record, ctx, cfg["profile"], search_files(log_path)["reference"],
-                    cfg["final_epochs"], command=True)  # a command: the chain's run record is never replaced
+                    cfg["final_epochs"], command=search_files(log_path)["records"])  # beside the log, not in results/
         ref, trial_fn, final_fn = s.reference, s.screen, s.final
         ref = {**ref, "val_n": len(ctx.val_ds)}
     objective = Objective(cfg["objective"], ref["fp32_val_accuracy"], cfg["threshold"], ref["int8_latency_ms"],

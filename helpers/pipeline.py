@@ -110,14 +110,14 @@ def baseline_context(record: dict, finetune_images: int | None, val_images: int 
 
 
 def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, profile: str, label: str = "",
-             threads: int = 1, reference: tuple | None = None, command: bool = False) -> dict:
+             threads: int = 1, reference: tuple | None = None, command: bool | Path = False) -> dict:
     """Apply ``plan`` to the baseline ``model`` (with :func:`run_plan`) and return one flat row of measured figures.
 
     ``reference`` is (artifact path, its latency in ms), normally ``references.plain_int8_reference``: the plan's
     artifact is then timed against it in alternating blocks. Artifacts and the per-plan record land in
     runs/<profile>/plans/<checkpoint>/<plan hash>/. Accuracy is a fraction (``val_accuracy`` of the artifact).
-    ``command`` (the ``search`` command): the rows name a command record kept in ``run_records/``, so a search never
-    replaces the chain's ``run_record.json`` of the profile.
+    ``command`` (the ``search`` command): the rows name a command record kept in ``run_records/`` of the profile's
+    results, or in the folder ``command`` names, so a search never replaces the chain's ``run_record.json``.
     """
     from helpers.identity import EXPORT_CODE, code_digest
     from helpers.provenance import command_record, current_record
@@ -129,7 +129,8 @@ def plan_row(plan: dict | CompressionPlan, model, record: dict, ctx: Context, pr
            / plan.digest(f"{len(ctx.train_ds)}{len(ctx.val_ds)}{code}"))
     budget = plan_budget(plan, record, ctx)  # in the plan's record.json too: every plan names its training budget
     res = run_plan(plan, model, ctx, out, Timing(threads, reference),
-                   provenance={"run_record": (command_record if command else current_record)(profile)["id"],
+                   provenance={"run_record": (command_record(profile, None if command is True else command) if command
+                                              else current_record(profile))["id"],
                                "budget": budget})
     checks = [c for s in res["steps"] for c in s["checks"]]
     return {"budget": budget, "label": label or plan.name, "model": record["config"]["model"], "dataset": record["config"]["dataset"],

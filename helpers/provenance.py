@@ -119,15 +119,16 @@ def record_path(profile: str) -> Path:
     return paths.results_dir(profile, machine()["id"]) / "run_record.json"
 
 
-def command_record(profile: str) -> dict:
+def command_record(profile: str, folder: Path | None = None) -> dict:
     """The run record of a command that adds tables beside a chain's (``controls``): kept as
-    ``run_records/<id>.json`` in the results folder, so the chain's ``run_record.json`` is never replaced by it;
-    reused while code, install, machine and data are the same (characterised once)."""
-    key = (profile, "command")
+    ``run_records/<id>.json`` in the results folder (or in ``folder``: a ``search`` keeps it beside its log, away
+    from the committed results), so the chain's ``run_record.json`` is never replaced by it; reused while code,
+    install, machine and data are the same (characterised once)."""
+    key = (profile, "command", str(folder))
     if key in _CURRENT:
         return _CURRENT[key]
     fresh = build_record(profile, None, characterisation=False)
-    path = record_path(profile).parent / "run_records" / f"{fresh['id']}.json"
+    path = (Path(folder) if folder is not None else record_path(profile).parent / "run_records") / f"{fresh['id']}.json"
     if path.exists():
         _CURRENT[key] = json.loads(path.read_text())
         return _CURRENT[key]

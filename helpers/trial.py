@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from helpers.compress import Context
 from helpers.compress.plan import CompressionPlan
@@ -19,7 +20,7 @@ class PlanTrial:
     """
 
     def __init__(self, template: CompressionPlan, model, record: dict, ctx: Context, profile: str, threads: int = 1,
-                 reference: tuple | None = None, command: bool = False):
+                 reference: tuple | None = None, command: bool | Path = False):
         self.template, self.model, self.record, self.ctx = template, model, record, ctx
         self.profile, self.threads, self.reference, self.command = profile, threads, reference, command
         self.outcomes: dict[str, dict] = {}

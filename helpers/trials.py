@@ -200,9 +200,11 @@ def default_log(config_path: str | Path) -> Path:
 
 
 def search_files(log_path: str | Path, final_epochs=None) -> dict:
-    """The files of a single search beside its log: its reference and, with a long fine-tune, its final-run log."""
+    """The files of a single search beside its log: its reference, the folder of its command records (the run
+    record its plans name) and, with a long fine-tune, its final-run log."""
     log_path = Path(log_path)
     return {"reference": log_path.with_name(f"{log_path.stem}.reference.json"),
+            "records": log_path.with_name(f"{log_path.stem}.run_records"),
             "final": log_path.with_name(f"{log_path.stem}-final{final_epochs}.jsonl") if final_epochs else None}
 
 

@@ -221,6 +221,7 @@ def test_the_readme_example_runs_as_written_on_a_generated_folder(tmp_path):
     script = block.replace(".venv/bin/python", sys.executable)
     committed = sorted(paths.RESULTS.rglob("run_record.json"))
     before = {p: p.read_bytes() for p in committed}
+    results_before = set(paths.RESULTS.rglob("*"))
     env = {**os.environ, "PYTHONPATH": str(paths.ROOT)}
     r = subprocess.run(["bash", "-euo", "pipefail", "-c", script], cwd=tmp_path, capture_output=True, text=True,
                        timeout=900, env=env)
@@ -230,4 +231,6 @@ def test_the_readme_example_runs_as_written_on_a_generated_folder(tmp_path):
     assert out["test"]["n"] == 3 and 0 <= out["test"]["correct"] <= 3  # 1 test picture of 12 per class, scored once
     assert "median_ms" in r.stdout  # the chosen artifact timed at the user's size
     assert {p: p.read_bytes() for p in committed} == before  # a user's search never replaces a chain's run record
+    assert set(paths.RESULTS.rglob("*")) == results_before  # nor adds to the committed results: its record is its own
+    assert list((tmp_path / "my-search.run_records").glob("*.json"))  # beside its log
     assert not list(paths.ROOT.glob("my-search*"))  # the trial log and reference lie beside the config, not here
