@@ -91,7 +91,7 @@ def _study_folders() -> list[Path]:
     from helpers.trials import StudyLayout, TableLayout
 
     root = paths.RESULTS / "study"
-    return sorted(p for p in root.glob("*/*") if StudyLayout(p).meta.exists() or TableLayout(p).meta.exists())
+    return sorted(layout.folder for layout in StudyLayout.committed(root) + TableLayout.committed(root))
 
 
 def chapter_title(nb) -> str:
@@ -160,22 +160,12 @@ def _records_markdown(profile, machine, chapters) -> list[str]:
 
 def _study_markdown(folder: Path) -> list[str]:
     from helpers.report import study_section
+    from helpers.table_report import table_section
     from helpers.trials import StudyLayout
 
-    body = study_section(folder) if StudyLayout(folder).meta.exists() else _one_table(folder)
+    body = study_section(folder) if StudyLayout(folder).meta.exists() else table_section(folder)
     figures = [f"![{png.stem}](figures/{png.name})" for png in sorted((folder / "figures").glob("*.png"))]
     return [*body, "", *(["### Figures", "", *figures] if figures else [])]
-
-
-def _one_table(folder: Path) -> list[str]:
-    """The README section of one table folder (``table_sections`` draws every table under a root)."""
-    from helpers.table_report import table_sections
-
-    lines = table_sections(folder.parent.parent)
-    head = f"### O8 benchmark `{folder.parent.name}` on machine `{folder.name}`"
-    start = lines.index(head)
-    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("### O8 benchmark ")), len(lines))
-    return lines[start:end]
 
 
 def _code(text) -> str:

@@ -438,10 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
                                    "a random subset, and a second training seed of a random subset. Rows go to "
                                    "results/study/<name>/<machine>/ as they finish.")
     p.add_argument("config", help="table config YAML (e.g. params/tables/o8-table.yaml)")
-    p.add_argument("--resume", action="store_true", help="continue this machine's table")
-    p.add_argument("--stage", default="all", choices=("inherit", "scratch", "seed1", "all"),
-                   help="inherit: the pruned networks; scratch: Scratch-B (after every inherit row); seed1: the second "
-                        "training seed; all (default)")
+    p.add_argument("--resume", action="store_true", help="continue the table (its rows from any machine count)")
+    p.add_argument("--stage", default="all", choices=("inherit", "retime", "scratch", "seed1", "all"),
+                   help="inherit: the pruned networks; retime: every network's architecture timed on this machine (the "
+                        "latencies the analysis uses); scratch: Scratch-B (after every inherit row, re-timed here); "
+                        "seed1: the second training seed; all (default)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=positive, help="build the pruned networks on a local Dask cluster of N processes")
     g.add_argument("--scheduler", help="build them on the Dask cluster at ADDRESS; this machine stays the target")

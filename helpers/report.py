@@ -225,8 +225,7 @@ def study_sections(root: Path) -> list[str]:
     chosen plans' test accuracy against the bar."""
     from helpers.trials import StudyLayout
 
-    return [line for folder in sorted(p for p in root.glob("*/*") if StudyLayout(p).meta.exists())
-            for line in study_section(folder)]
+    return [line for layout in StudyLayout.committed(root) for line in study_section(layout.folder)]
 
 
 def study_section(folder: Path) -> list[str]:

@@ -8,6 +8,14 @@ build cut short loses at most the network in progress and the next call goes on 
 a seeded random order, so a partial table is a uniform sample of the space. The pruned networks are independent
 jobs: with a Dask executor they run through ``cluster`` (latency as each worker's paired ratio); Scratch-B rows and
 the reference run here.
+
+Accuracy is portable between machines, latency is not. Training and export are deterministic (a table continued on
+another machine first checks that the baseline's plain int8 artifact made there has the stored sha256), so rows
+measured on several machines under one config form one table: each folder's rows count for all of them. The
+latencies the analysis uses come from one machine, the one whose folder is replayed: the ``retime`` stage exports
+every network of the space there (pruned from the baseline, no fine-tuning: an int8 network's speed depends on its
+shapes, not on its weights' values) and times it paired against that machine's plain int8, in one pass, into
+``<dataset>-latency.jsonl``. The rows keep the latency measured when they were built, as a record.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from helpers import paths
 from helpers.table_config import Lattice, TableConfig
 from helpers.trials import TableLayout, append_log, read_log
 
-STAGES = ("inherit", "scratch", "seed1")
+STAGES = ("inherit", "retime", "scratch", "seed1")
 
 
 def record_profile(cfg: TableConfig) -> str:
@@ -36,7 +44,7 @@ def table_dir(cfg: TableConfig, machine_id: str) -> Path:
 
 def open_table(cfg: TableConfig, resume: bool) -> Path:
     """This machine's table folder, created with ``table.json`` or checked against it (another config, or rows
-    without ``--resume``: one sentence)."""
+    here or on another machine without ``--resume``: one sentence)."""
     from helpers.identity import machine
     from helpers.io import write_json
 
@@ -50,8 +58,27 @@ def open_table(cfg: TableConfig, resume: bool) -> Path:
         if not resume and layout.has_rows():
             raise ValueError(f"table {cfg.name!r} already has rows in {folder}; pass --resume to continue it")
     else:
+        elsewhere = [p.name for p in _siblings(folder.parent, cfg.key()) if TableLayout(p).has_rows()]
+        if elsewhere and not resume:
+            raise ValueError(f"table {cfg.name!r} already has rows measured on {', '.join(elsewhere)}; pass --resume "
+                             "to continue it on this machine (their accuracy counts here, latency is re-timed here)")
         write_json(layout.meta, {"key": cfg.key(), "config": asdict(cfg)})
     return folder
+
+
+def _siblings(root: Path, key: str, but: Path | None = None) -> list[Path]:
+    """The machines' folders under ``root`` (results/study/<name>/) holding this table under config ``key``, in
+    name order."""
+    return [layout.folder for layout in TableLayout.committed(root.parent) if layout.folder.parent == root
+            and layout.folder != but and json.loads(layout.meta.read_text()).get("key") == key]
+
+
+def table_rows(folder: Path, dataset: str) -> list[dict]:
+    """A dataset's rows from every machine that measured this table (same config key): the other machines' first,
+    then ``folder``'s own, each with ``machine`` (the folder it was measured in)."""
+    key = json.loads(TableLayout(folder).meta.read_text()).get("key")
+    return [{**r, "machine": f.name} for f in [*_siblings(folder.parent, key, but=folder), folder]
+            for r in read_log(TableLayout(f).rows(dataset))]
 
 
 def network_plan(cfg: TableConfig, channels, base, dataset: str, seed: int = 0, tag: str = "") -> dict:
@@ -154,7 +181,7 @@ def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=
         check_space(cfg, model, ctx, base)
         test_ds = load_dataset(ds, "test").subset(cfg.test_images)
         ref = table_reference(cfg, layout, ds, model, rec, ctx, bspec, progress)
-        rows = read_log(layout.rows(ds))
+        rows = table_rows(folder, ds)
         work = []
         if "inherit" in stages:
             work += [("inherit", n) for n in ordered(cfg)]
@@ -169,11 +196,18 @@ def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=
             rows.append(row)
             bar.update(1)
         bar.close()
+        if "retime" in stages:
+            retime(cfg, layout, ds, runner, base, progress)
         if "scratch" in stages:
             if any(not _has(rows, "inherit", n) for n in ordered(cfg)):
                 log(f"{ds}: Scratch-B waits until every network has its inherit row (its front decides the networks)")
                 continue
-            for n in scratch_networks(cfg, rows, base):
+            timed = table_frame(folder, ds)
+            if timed.latency_ms.isna().any():
+                log(f"{ds}: Scratch-B waits until every network is re-timed here (--stage retime: the front is drawn "
+                    "with this machine's latencies)")
+                continue
+            for n in scratch_networks(cfg, timed.to_dict("records"), base):
                 if _has(rows, "scratch", n):
                     continue
                 row = scratch_row(cfg, n, model, rec, ctx, ref, bspec, test_ds, progress)
@@ -182,6 +216,20 @@ def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=
                 log(f"{ds} scratch {row['network']}: validation {row['val_correct']}/{row['val_n']}, "
                     f"{ref['int8_latency_ms'] / row['latency_ms']:.2f}x over plain int8")
     return folder
+
+
+def retime(cfg: TableConfig, layout: TableLayout, dataset: str, runner, base, progress: bool = True) -> None:
+    """Every network of the space not yet re-timed on this machine: its architecture exported int8 and timed paired
+    against this machine's plain int8, one JSON line each in ``<dataset>-latency.jsonl`` (always here, never on a
+    Dask worker: these are the latencies the analysis compares)."""
+    from tqdm.auto import tqdm
+
+    rows = read_log(layout.latencies(dataset))
+    done = {r["network"] for r in rows if r.get("status") == "ok"}
+    todo = [n for n in ordered(cfg) if Lattice.key(n) not in done]
+    for i, n in enumerate(tqdm(todo, desc=f"re-time {cfg.name} {dataset}", unit="network", disable=not progress)):
+        append_log(layout.latencies(dataset), {"trial": len(rows) + i, "values": {"channels": list(n)},
+                                               **runner.retime(n, base)})
 
 
 def _has(rows: list[dict], kind: str, channels) -> bool:
@@ -195,6 +243,23 @@ class _Runner:
     def __init__(self, cfg, model, rec, ctx, ref, profile, executor, dataset):
         self.cfg, self.model, self.rec, self.ctx, self.ref = cfg, model, rec, ctx, ref
         self.profile, self.executor, self.dataset = profile, executor, dataset
+
+    def retime(self, channels, base) -> dict:
+        """One network's architecture (the plan without its fine-tune) exported int8 and timed here."""
+        from helpers.compress.plan import CompressionPlan
+        from helpers.trial import PlanTrial
+
+        plan = network_plan(self.cfg, channels, base, self.dataset, tag="retime")
+        plan["steps"] = [s for s in plan["steps"] if s["method"] != "finetune"]
+        pair = self.ref["latency_reference"]
+        t0 = time.perf_counter()
+        out = PlanTrial(CompressionPlan.from_dict(plan), self.model, self.rec, self.ctx, self.profile,
+                        reference=(pair[0], pair[1]))({})
+        return {"network": Lattice.key(channels), "status": "ok", "latency_ms": out["latency_ms"],
+                "ratio": out["latency_ms"] / pair[1], "latency_iqr_ms": out["latency_iqr_ms"], "macs": out["macs"],
+                "size_kB": out["size_kB"], "full_integer": out["full_integer"],
+                "seconds": round(time.perf_counter() - t0, 2), "run_record": out["run_record"],
+                "artifact": out["artifact"]}
 
     def __call__(self, kind: str, channels, base, test_ds) -> dict:
         from helpers.bars import correct_count
@@ -254,6 +319,27 @@ def table_reference(cfg: TableConfig, layout: TableLayout, ds: str, model, rec, 
                 "matched_val_correct": int(round(acc * len(ctx.val_ds))), "val_n": len(ctx.val_ds),
                 "baseline_val_correct": int(round(point["fp32_val_accuracy"] * len(ctx.val_ds)))}
 
+    def adopt(other: Path) -> dict:
+        """The bar of the table's first machine (accuracy is portable: the baseline made here must be the same
+        network, its plain int8 artifact the same bytes), with this machine's latencies."""
+        from helpers.trials import _sha256
+
+        there = json.loads(TableLayout(other).reference(ds).read_text())
+        point = reference_point(model, rec, ctx)
+        same = (_sha256(paths.resolve(point["latency_reference"][0])) == there["int8_sha256"]
+                if "int8_sha256" in there else point["int8_val_accuracy"] == there["int8_val_accuracy"])
+        if not same:
+            raise ValueError(f"the {ds} baseline made on this machine is not the network the table was started on in "
+                             f"{paths.portable(other)} (its plain int8 artifact differs); build the table under a new "
+                             "name here")
+        keep = ("budget", "matched_checkpoint", "matched_val_correct", "val_n", "baseline_val_correct")
+        return {**point, **{k: there[k] for k in keep}, "bar_from": other.name}
+
+    if not layout.reference(ds).exists():
+        first = [f for f in _siblings(layout.folder.parent, cfg.key(), but=layout.folder)
+                 if TableLayout(f).reference(ds).exists()]
+        if first:
+            return stored_reference(layout.reference(ds), lambda: adopt(first[0]))
     return stored_reference(layout.reference(ds), measure, rebuild=lambda: remade_reference(model, rec, ctx))
 
 
@@ -293,14 +379,21 @@ def scratch_row(cfg: TableConfig, channels, model, rec, ctx, ref, bspec, test_ds
 
 
 def table_frame(folder: Path, dataset: str):
-    """A dataset's table rows as a data frame (one row per network and kind; the last row of a repeat wins)."""
+    """A dataset's table as a data frame: the rows of every machine that measured it (one per network and kind; the
+    last row of a repeat wins, this folder's own last), with ``built_latency_ms`` the latency measured when the row
+    was built and ``latency_ms``, ``ratio``, ``latency_iqr_ms`` this folder's re-timing (NaN where not re-timed)."""
     import pandas as pd
 
-    rows = read_log(TableLayout(folder).rows(dataset))
-    df = pd.DataFrame(rows)
+    df = pd.DataFrame(table_rows(folder, dataset))
     if not len(df):
         return df
-    return df[df.status == "ok"].drop_duplicates(["kind", "network"], keep="last").reset_index(drop=True)
+    df = df[df.status == "ok"].drop_duplicates(["kind", "network"], keep="last").reset_index(drop=True)
+    df = df.rename(columns={"latency_ms": "built_latency_ms", "ratio": "built_ratio",
+                            "latency_iqr_ms": "built_latency_iqr_ms"})
+    timed = {r["network"]: r for r in read_log(TableLayout(folder).latencies(dataset)) if r.get("status") == "ok"}
+    for col in ("latency_ms", "ratio", "latency_iqr_ms"):
+        df[col] = [timed[n][col] if n in timed else float("nan") for n in df.network]
+    return df
 
 
 class LiveOutcomes(dict):

@@ -35,6 +35,11 @@ def table_search(cfg: TableConfig, folder: Path, dataset: str) -> tuple[TableSea
     if missing:
         raise ValueError(f"the {dataset} table in {folder} lacks {len(missing)} of {len(lat)} networks (e.g. "
                          f"{missing[0]}); finish it with `python -m helpers table CONFIG --resume` before replaying")
+    untimed = inherit[inherit.latency_ms.isna()]
+    if len(untimed):
+        raise ValueError(f"{len(untimed)} of {len(lat)} networks of the {dataset} table have no latency measured on "
+                         f"{folder.name} (e.g. {untimed.network.iloc[0]}); re-time them there with `python -m helpers "
+                         "table CONFIG --resume --stage retime` before replaying")
     outcomes = {Lattice.parse_key(r.network): {"val_correct": int(r.val_correct), "val_n": int(r.val_n),
                                                "latency_ms": float(r.latency_ms),
                                                "latency_iqr_ms": float(r.latency_iqr_ms)} for r in inherit.itertuples()}

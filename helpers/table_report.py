@@ -28,18 +28,24 @@ def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
             continue
         have = df.kind.value_counts().to_dict()
         sec = df.groupby("kind").seconds.mean().to_dict()
-        rows = read_log(layout.rows(ds))
+        timed = read_log(layout.latencies(ds))
         inherit_left = n - have.get("inherit", 0)
         seed_left = len(seed_networks(cfg)) - have.get("seed1", 0)
-        scratch_total = (len(scratch_networks(cfg, rows, _base(cfg))) if inherit_left == 0
-                         else cfg.scratch_b + len(cfg.uniform) + 10)  # the front is known once every row is in
+        front_known = inherit_left == 0 and not df.latency_ms.isna().any()  # every row in and re-timed here
+        scratch_total = (len(scratch_networks(cfg, df.to_dict("records"), _base(cfg))) if front_known
+                         else cfg.scratch_b + len(cfg.uniform) + 10)
         scratch_left = max(0, scratch_total - have.get("scratch", 0))
         per = sec.get("inherit", 0.0)
-        left_s = inherit_left * per + seed_left * per + scratch_left * sec.get("scratch", 2.5 * per)
+        retime_s = (n - len(timed)) * (sum(r["seconds"] for r in timed) / len(timed) if timed else 6.0)
+        left_s = inherit_left * per + seed_left * per + scratch_left * sec.get("scratch", 2.5 * per) + retime_s
+        machines = df.machine.value_counts().sort_index().to_dict()
         lines.append(f"{ds}: {have.get('inherit', 0)} of {n} pruned networks, {have.get('scratch', 0)} Scratch-B, "
-                     f"{have.get('seed1', 0)} second-seed; {df.seconds.sum() / 3600:.2f} h of machine time so far "
+                     f"{have.get('seed1', 0)} second-seed (rows measured on "
+                     f"{', '.join(f'{m}: {k}' for m, k in machines.items())}); {len(timed)} of {n} re-timed here; "
+                     f"{(df.seconds.sum() + sum(r['seconds'] for r in timed)) / 3600:.2f} h of machine time so far "
                      f"({per:.1f} s per pruned network); about {left_s / 3600:.1f} h left")
-    records = sorted({r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", [])})
+    records = sorted({r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", [])}
+                     | {r["run_record"] for ds in cfg.datasets for r in read_log(layout.latencies(ds))})
     lines.append(f"run records: {', '.join(records) or 'none yet'}")
     return lines
 
@@ -59,9 +65,10 @@ def table_folder(cfg: TableConfig, machine_id: str | None) -> Path:
     layout = TableLayout(folder)
     if not layout.meta.exists():
         others = sorted(p.name for p in folder.parent.glob("*") if TableLayout(p).meta.exists())
-        where = f"; it was measured on {', '.join(others)} (pass --machine ID)" if others else ""
-        raise ValueError(f"table {cfg.name!r} has not been measured on {here}{where}; build it with "
-                         f"`python -m helpers table CONFIG`")
+        where = (f"; it was measured on {', '.join(others)} (pass --machine ID, or re-time it here with `python -m "
+                 "helpers table CONFIG --resume --stage retime`)" if others else
+                 "; build it with `python -m helpers table CONFIG`")
+        raise ValueError(f"table {cfg.name!r} has not been measured on {here}{where}")
     key = json.loads(layout.meta.read_text()).get("key")
     if key != cfg.key():
         raise ValueError(f"the table in {folder} was measured under another config (key {key} vs {cfg.key()}); replay "
@@ -128,45 +135,55 @@ def run_live_check(cfg: TableConfig, progress: bool = True) -> list[str]:
 def table_sections(root: Path) -> list[str]:
     """The README section of each committed table (results/study/<name>/<machine>/ with a table.json): what is
     measured so far and its machine time, the bar's source and, once replayed, the pre-registered verdicts."""
-    from helpers.table import table_frame
+    return [line for layout in TableLayout.committed(root) for line in table_section(layout.folder)]
 
-    lines = []
-    for folder in sorted(p for p in root.glob("*/*") if TableLayout(p).meta.exists()):
-        layout = TableLayout(folder)
-        meta = json.loads(layout.meta.read_text())
-        cfg = TableConfig(**meta["config"])
-        n = len(cfg.lattice())
-        lines += [f"### O8 benchmark `{cfg.name}` on machine `{folder.name}`", "",
-                  f"A tabular space of {n} networks per dataset ({' x '.join(str(len(v)) for v in cfg.space.values())}"
-                  f" per-stage channel counts), pre-registered in `params/tables/{cfg.name}.yaml`; primary: "
-                  f"{cfg.analysis['primary']}. Every latency here was measured on `{folder.name}`.", "",
-                  "| dataset | pruned networks | Scratch-B | second seed | machine time | plain int8 | bar (validation) |",
+
+def table_section(folder: Path) -> list[str]:
+    """One table folder's section (markdown lines): the table's progress and machine time, the bar, the verdicts."""
+    from helpers.table import table_frame
+    from helpers.trials import read_log
+
+    lines, layout = [], TableLayout(folder)
+    meta = json.loads(layout.meta.read_text())
+    cfg = TableConfig(**meta["config"])
+    n = len(cfg.lattice())
+    lines += [f"### O8 benchmark `{cfg.name}` on machine `{folder.name}`", "",
+              f"A tabular space of {n} networks per dataset ({' x '.join(str(len(v)) for v in cfg.space.values())}"
+              f" per-stage channel counts), pre-registered in `params/tables/{cfg.name}.yaml`; primary: "
+              f"{cfg.analysis['primary']}. Accuracy counts are portable (training and export are deterministic); "
+              f"every latency the analysis of this section uses is the re-timing on `{folder.name}`.", "",
+              "| dataset | pruned networks | Scratch-B | second seed | rows measured on | re-timed here | machine time "
+              "| plain int8 here | bar (validation) |",
+              "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for ds in cfg.datasets:
+        df = table_frame(folder, ds)
+        timed = [r for r in read_log(layout.latencies(ds)) if r.get("status") == "ok"]
+        have = df.kind.value_counts().to_dict() if len(df) else {}
+        seconds = (df.seconds.sum() if len(df) else 0) + sum(r["seconds"] for r in timed)
+        hours = f"{seconds / 3600:.2f} h" if seconds else "-"
+        where = (", ".join(f"`{m}` ({k})" for m, k in df.machine.value_counts().sort_index().items())
+                 if len(df) else "-")
+        ref = json.loads(layout.reference(ds).read_text()) if layout.reference(ds).exists() else None
+        int8 = f"{ref['int8_latency_ms']:.4f} ms" if ref else "-"
+        bar = (f"{ref['matched_val_correct']} of {ref['val_n']} (budget-matched) - {cfg.threshold:g} points"
+               if ref else "-")
+        lines.append(f"| {ds} | {have.get('inherit', 0)} of {n} | {have.get('scratch', 0)} | "
+                     f"{have.get('seed1', 0)} | {where} | {len(timed)} of {n} | {hours} | {int8} | {bar} |")
+    lines.append("")
+    for ds in cfg.datasets:
+        if not layout.verdicts(ds).exists():
+            lines.append(f"{ds}: no verdict yet: the table is replayed (`python -m helpers replay`) once it holds "
+                         "every network.")
+            continue
+        v = pd.read_csv(layout.verdicts(ds))
+        lines += [f"{ds}, the pre-registered comparisons (median paired ratio of regrets, 90% bootstrap interval, "
+                  "Wilcoxon signed-rank):", "", "| budget | comparison | seeds | ratio | interval | p | verdict |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
-        for ds in cfg.datasets:
-            df = table_frame(folder, ds)
-            have = df.kind.value_counts().to_dict() if len(df) else {}
-            hours = f"{df.seconds.sum() / 3600:.2f} h" if len(df) else "-"
-            ref = json.loads(layout.reference(ds).read_text()) if layout.reference(ds).exists() else None
-            int8 = f"{ref['int8_latency_ms']:.4f} ms" if ref else "-"
-            bar = (f"{ref['matched_val_correct']} of {ref['val_n']} (budget-matched) - {cfg.threshold:g} points"
-                   if ref else "-")
-            lines.append(f"| {ds} | {have.get('inherit', 0)} of {n} | {have.get('scratch', 0)} | "
-                         f"{have.get('seed1', 0)} | {hours} | {int8} | {bar} |")
+        lines += [f"| {r.budget} | {r.first} vs {r.second} | {r.seeds} | {r.median_ratio:.3f} | "
+                  f"[{r.lo:.3f}, {r.hi:.3f}] | {r.p:.3g} | {'**' + r.verdict + '**' if r.budget == 20 else r.verdict} |"
+                  for r in v.itertuples()]
         lines.append("")
-        for ds in cfg.datasets:
-            if not layout.verdicts(ds).exists():
-                lines.append(f"{ds}: no verdict yet: the table is replayed (`python -m helpers replay`) once it holds "
-                             "every network.")
-                continue
-            v = pd.read_csv(layout.verdicts(ds))
-            lines += [f"{ds}, the pre-registered comparisons (median paired ratio of regrets, 90% bootstrap interval, "
-                      "Wilcoxon signed-rank):", "", "| budget | comparison | seeds | ratio | interval | p | verdict |",
-                      "| --- | --- | --- | --- | --- | --- | --- |"]
-            lines += [f"| {r.budget} | {r.first} vs {r.second} | {r.seeds} | {r.median_ratio:.3f} | "
-                      f"[{r.lo:.3f}, {r.hi:.3f}] | {r.p:.3g} | {'**' + r.verdict + '**' if r.budget == 20 else r.verdict} |"
-                      for r in v.itertuples()]
-            lines.append("")
-        lines.append("")
+    lines.append("")
     return lines
 
 

@@ -238,6 +238,12 @@ class _ResultsFolder:
     def figures(self) -> Path:
         return self.folder / "figures"
 
+    @classmethod
+    def committed(cls, root: str | Path) -> list:
+        """Every folder of this kind under ``root`` (results/study/<name>/<machine>/, those holding its ``meta``
+        file), in path order: the one walk the README, 08 and the book share."""
+        return [cls(p) for p in sorted(Path(root).glob("*/*")) if cls(p).meta.exists()]
+
 
 @dataclass(frozen=True)
 class StudyLayout(_ResultsFolder):
@@ -317,6 +323,10 @@ class TableLayout(_ResultsFolder):
     def rows(self, dataset: str) -> Path:
         """A dataset's measured networks (JSON lines, one per network and kind)."""
         return self.folder / f"{dataset}-table.jsonl"
+
+    def latencies(self, dataset: str) -> Path:
+        """Every network of the space re-timed on this folder's machine (``table.retime``): the analysis's latencies."""
+        return self.folder / f"{dataset}-latency.jsonl"
 
     def has_rows(self) -> bool:
         return any(self.folder.glob("*-table.jsonl"))

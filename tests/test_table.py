@@ -136,6 +136,9 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     assert (df.kind == "scratch").sum() >= 1 and (df.kind == "seed1").sum() == 1
     assert all(inherit.full_integer) and (inherit.val_n == 128).all() and (inherit.test_n == 256).all()
     assert (df.val_correct <= df.val_n).all() and (df.latency_ms > 0).all()
+    timed = [json.loads(x) for x in (folder / "fashion_mnist-latency.jsonl").read_text().splitlines()]
+    assert sorted(r["network"] for r in timed) == sorted(inherit.network)  # every network re-timed, once
+    assert (0.5 < inherit.latency_ms / inherit.built_latency_ms).all() and (inherit.latency_ms / inherit.built_latency_ms < 2).all()
     assert not any(str(a).startswith("/") for a in df.artifact)  # portable paths
     ref = json.loads((folder / "fashion_mnist-reference.json").read_text())
     assert ref["val_n"] == 128 and 0 < ref["matched_val_correct"] <= 128
@@ -162,6 +165,29 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     check = pd.read_csv(folder / "fashion_mnist-live-check.csv")
     assert len(check) == 4 and check.same_counts.all()  # training is deterministic: the same images right
     assert "live and replayed searches agree" in out[-1]
+
+    # the same table continued on another machine: its rows count there, the bar carries over, latency is re-timed
+    other, real = "other-2c-000000", machine()
+    there = table_dir(cfg, other)
+    shutil.rmtree(there, ignore_errors=True)
+    monkeypatch.setattr("helpers.identity.machine", lambda: {**real, "id": other})
+    try:
+        with pytest.raises(ValueError, match=f"rows measured on {folder.name}; pass --resume"):
+            build_table(cfg, resume=False, progress=False)
+        build_table(cfg, resume=True, stages=("inherit", "retime"), progress=False, log=lambda *_: None)
+        assert not (there / "fashion_mnist-table.jsonl").exists()  # nothing fine-tuned again
+        moved = json.loads((there / "fashion_mnist-reference.json").read_text())
+        assert moved["matched_val_correct"] == ref["matched_val_correct"] and moved["bar_from"] == folder.name
+        b, a = table_frame(there, "fashion_mnist"), table_frame(folder, "fashion_mnist")
+        assert set(b.machine) == {folder.name} and b.latency_ms.notna().all()
+        assert b.val_correct.tolist() == a.val_correct.tolist() and b.network.tolist() == a.network.tolist()
+        assert table_search(cfg, there, "fashion_mnist")[0].best_latency() > 0
+        (there / "fashion_mnist-latency.jsonl").unlink()
+        with pytest.raises(ValueError, match="no latency measured on other-2c-000000.*--stage retime"):
+            table_search(cfg, there, "fashion_mnist")
+    finally:
+        monkeypatch.undo()
+        shutil.rmtree(there, ignore_errors=True)
 
     def cli(*args):
         return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True,
