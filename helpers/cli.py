@@ -436,7 +436,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    "counts): pruned from the baseline, fine-tuned, exported int8, timed paired against "
                                    "plain int8 and scored as counts; then Scratch-B of the front, the uniform widths and "
                                    "a random subset, and a second training seed of a random subset. Rows go to "
-                                   "results/study/<name>/<machine>/ as they finish.")
+                                   "results/study/<name>/<machine>/ as they finish; rows measured on other machines "
+                                   "under the same config count (accuracy is portable), and the latencies the analysis "
+                                   "uses are every network re-timed on one machine (--stage retime).")
     p.add_argument("config", help="table config YAML (e.g. params/tables/o8-table.yaml)")
     p.add_argument("--resume", action="store_true", help="continue the table (its rows from any machine count)")
     p.add_argument("--stage", default="all", choices=("inherit", "retime", "scratch", "seed1", "all"),
