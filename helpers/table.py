@@ -224,12 +224,17 @@ def retime(cfg: TableConfig, layout: TableLayout, dataset: str, runner, base, pr
     Dask worker: these are the latencies the analysis compares)."""
     from tqdm.auto import tqdm
 
-    rows = read_log(layout.latencies(dataset))
-    done = {r["network"] for r in rows if r.get("status") == "ok"}
+    rows = retimed(layout.folder, dataset)
+    done = {r["network"] for r in rows}
     todo = [n for n in ordered(cfg) if Lattice.key(n) not in done]
     for i, n in enumerate(tqdm(todo, desc=f"re-time {cfg.name} {dataset}", unit="network", disable=not progress)):
         append_log(layout.latencies(dataset), {"trial": len(rows) + i, "values": {"channels": list(n)},
                                                **runner.retime(n, base)})
+
+
+def retimed(folder: Path, dataset: str) -> list[dict]:
+    """The networks re-timed on ``folder``'s machine (``retime``), one row each."""
+    return [r for r in read_log(TableLayout(folder).latencies(dataset)) if r.get("status") == "ok"]
 
 
 def _has(rows: list[dict], kind: str, channels) -> bool:
@@ -322,16 +327,14 @@ def table_reference(cfg: TableConfig, layout: TableLayout, ds: str, model, rec, 
     def adopt(other: Path) -> dict:
         """The bar of the table's first machine (accuracy is portable: the baseline made here must be the same
         network, its plain int8 artifact the same bytes), with this machine's latencies."""
-        from helpers.trials import _sha256
+        from helpers.trials import same_network
 
         there = json.loads(TableLayout(other).reference(ds).read_text())
         point = reference_point(model, rec, ctx)
-        same = (_sha256(paths.resolve(point["latency_reference"][0])) == there["int8_sha256"]
-                if "int8_sha256" in there else point["int8_val_accuracy"] == there["int8_val_accuracy"])
+        same, checked = same_network(there, point["latency_reference"][0], point)
         if not same:
             raise ValueError(f"the {ds} baseline made on this machine is not the network the table was started on in "
-                             f"{paths.portable(other)} (its plain int8 artifact differs); build the table under a new "
-                             "name here")
+                             f"{paths.portable(other)} (not {checked}); build the table under a new name here")
         keep = ("budget", "matched_checkpoint", "matched_val_correct", "val_n", "baseline_val_correct")
         return {**point, **{k: there[k] for k in keep}, "bar_from": other.name}
 
@@ -390,7 +393,7 @@ def table_frame(folder: Path, dataset: str):
     df = df[df.status == "ok"].drop_duplicates(["kind", "network"], keep="last").reset_index(drop=True)
     df = df.rename(columns={"latency_ms": "built_latency_ms", "ratio": "built_ratio",
                             "latency_iqr_ms": "built_latency_iqr_ms"})
-    timed = {r["network"]: r for r in read_log(TableLayout(folder).latencies(dataset)) if r.get("status") == "ok"}
+    timed = {r["network"]: r for r in retimed(folder, dataset)}
     for col in ("latency_ms", "ratio", "latency_iqr_ms"):
         df[col] = [timed[n][col] if n in timed else float("nan") for n in df.network]
     return df

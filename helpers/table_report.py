@@ -16,10 +16,9 @@ from helpers.trials import TableLayout
 def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
     """Per dataset: rows measured of each kind, the machine time they took and, for what is left, the estimate
     from the mean seconds per network so far; and every run record the table was measured under."""
-    from helpers.table import scratch_networks, seed_networks, table_frame
-    from helpers.trials import read_log
+    from helpers.table import retimed, scratch_networks, seed_networks, table_frame
 
-    layout, n = TableLayout(folder), len(cfg.lattice())
+    n = len(cfg.lattice())
     lines = [f"table {cfg.name} in {folder}"]
     for ds in cfg.datasets:
         df = table_frame(folder, ds)
@@ -28,7 +27,7 @@ def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
             continue
         have = df.kind.value_counts().to_dict()
         sec = df.groupby("kind").seconds.mean().to_dict()
-        timed = read_log(layout.latencies(ds))
+        timed = retimed(folder, ds)
         inherit_left = n - have.get("inherit", 0)
         seed_left = len(seed_networks(cfg)) - have.get("seed1", 0)
         front_known = inherit_left == 0 and not df.latency_ms.isna().any()  # every row in and re-timed here
@@ -45,7 +44,7 @@ def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
                      f"{(df.seconds.sum() + sum(r['seconds'] for r in timed)) / 3600:.2f} h of machine time so far "
                      f"({per:.1f} s per pruned network); about {left_s / 3600:.1f} h left")
     records = sorted({r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", [])}
-                     | {r["run_record"] for ds in cfg.datasets for r in read_log(layout.latencies(ds))})
+                     | {r["run_record"] for ds in cfg.datasets for r in retimed(folder, ds)})
     lines.append(f"run records: {', '.join(records) or 'none yet'}")
     return lines
 
@@ -140,8 +139,7 @@ def table_sections(root: Path) -> list[str]:
 
 def table_section(folder: Path) -> list[str]:
     """One table folder's section (markdown lines): the table's progress and machine time, the bar, the verdicts."""
-    from helpers.table import table_frame
-    from helpers.trials import read_log
+    from helpers.table import retimed, table_frame
 
     lines, layout = [], TableLayout(folder)
     meta = json.loads(layout.meta.read_text())
@@ -157,7 +155,7 @@ def table_section(folder: Path) -> list[str]:
               "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for ds in cfg.datasets:
         df = table_frame(folder, ds)
-        timed = [r for r in read_log(layout.latencies(ds)) if r.get("status") == "ok"]
+        timed = retimed(folder, ds)
         have = df.kind.value_counts().to_dict() if len(df) else {}
         seconds = (df.seconds.sum() if len(df) else 0) + sum(r["seconds"] for r in timed)
         hours = f"{seconds / 3600:.2f} h" if seconds else "-"

@@ -169,14 +169,7 @@ def stored_reference(path: str | Path, measure: Callable[[], dict], rebuild: Cal
         raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone; {start_over}")
     made = rebuild()
     new = portable(made["artifact"])
-    if ref.get("int8_sha256"):
-        same = _sha256(resolve(new)) == ref["int8_sha256"]
-        checked = "the same sha256"
-    else:
-        keys = ("fp32_val_accuracy", "int8_val_accuracy")
-        same = all(k in ref and float(made[k]) == float(ref[k]) for k in keys)
-        checked = ("the same fp32 and int8 validation accuracy as stored ("
-                   + ", ".join(f"{float(ref.get(k, float('nan'))):.6g}" for k in keys) + ")")
+    same, checked = same_network(ref, new, made)
     if not same:
         raise SearchError(f"the reference artifact {artifact} that {path} was measured on is gone and the one made "
                           f"again here ({new}) is not the same network (not {checked}); {start_over}")
@@ -186,6 +179,19 @@ def stored_reference(path: str | Path, measure: Callable[[], dict], rebuild: Cal
                "remade": [*ref.get("remade", []), remade]}
         write_json(path, ref)
     return ref
+
+
+def same_network(ref: dict, artifact: str | Path, made: dict) -> tuple[bool, str]:
+    """Is ``artifact`` (with ``made``'s fp32 and int8 validation accuracies) the plain int8 network a stored reference
+    was measured on? The same sha256 where one was stored, else exactly the same accuracies; and what was checked."""
+    from helpers.paths import resolve
+
+    if ref.get("int8_sha256"):
+        return _sha256(resolve(artifact)) == ref["int8_sha256"], "the same sha256"
+    keys = ("fp32_val_accuracy", "int8_val_accuracy")
+    return (all(k in ref and float(made[k]) == float(ref[k]) for k in keys),
+            "the same fp32 and int8 validation accuracy as stored ("
+            + ", ".join(f"{float(ref.get(k, float('nan'))):.6g}" for k in keys) + ")")
 
 
 def _sha256(path: Path) -> str:
