@@ -42,8 +42,9 @@ controls: setup
 smoke: setup
 	$(PY) -m helpers run --profile smoke
 
+# --durations: the slowest tests, to keep the suite's time in view (target: well under 20 minutes)
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=15
 
 # The fast tier for edits: every test that neither exports models nor runs notebooks (under a minute here).
 check: setup

@@ -50,7 +50,7 @@ def grid_points(dims, budget: int, seed: int) -> list[list]:
 
 
 def composite_proposals(space, done: list[dict], names: list[str], objective: Objective, k: int, seed: int,
-                        candidates: int = 2000, samples: int = 64) -> list[list]:
+                        candidates: int = 2000, samples: int = 64, pool: np.ndarray | None = None) -> list[list]:
     """``k`` points by expected improvement of the objective under two GPs, one per measured quantity.
 
     The objective is a known function of two measurements that each vary smoothly with the parameters,
@@ -64,7 +64,10 @@ def composite_proposals(space, done: list[dict], names: list[str], objective: Ob
     has no acquisition over several outputs and BoTorch, which has, would be a second BO stack beside
     skopt, hence this function. Failed trials count as zero accuracy at the slowest latency seen. A batch
     (``k`` > 1) is filled one point at a time, each chosen point added with its predicted means (the
-    kriging believer, a constant liar that lies with the GP's own prediction).
+    kriging believer, a constant liar that lies with the GP's own prediction). ``pool`` (points in the
+    transformed space) replaces the random candidates when the space is finite and enumerable: the
+    acquisition is then maximised over exactly those points (a tabular space's networks not yet measured),
+    and a chosen point leaves the pool.
     """
     from skopt.utils import cook_estimator
 
@@ -78,8 +81,11 @@ def composite_proposals(space, done: list[dict], names: list[str], objective: Ob
     best, incumbent = min(objectives), np.array(X[int(np.argmin(objectives))])
     points = []
     for _ in range(k):
-        cand = np.vstack([space.transform(space.rvs(candidates, random_state=rng)),
-                          np.clip(incumbent + rng.normal(0, 0.05, (candidates, len(incumbent))), 0, 1)])
+        if pool is not None and not len(pool):
+            break
+        cand = pool if pool is not None else np.vstack([
+            space.transform(space.rvs(candidates, random_state=rng)),
+            np.clip(incumbent + rng.normal(0, 0.05, (candidates, len(incumbent))), 0, 1)])
         with warnings.catch_warnings():  # few points: length scales at their bounds, variances rounded below 0
             warnings.simplefilter("ignore", category=UserWarning)
             gps = [cook_estimator("GP", space=space, random_state=seed).fit(np.array(X), np.array(y)) for y in (acc, lat)]
@@ -89,6 +95,8 @@ def composite_proposals(space, done: list[dict], names: list[str], objective: Ob
         ei = np.maximum(best - draws, 0).mean(0)
         i = int(np.argmax(ei)) if ei.max() > 0 else int(np.argmin(draws.mean(0)))
         points.append(space.inverse_transform(cand[i:i + 1])[0])
+        if pool is not None:
+            pool = np.delete(pool, i, axis=0)
         X.append(space.transform([points[-1]])[0].tolist())  # the point as proposed (integers, choices snapped)
         acc.append(float(ma[i]))
         lat.append(float(ml[i]))

@@ -7,7 +7,9 @@ after ``MAX_ASKS`` proposals. The trial budget counts distinct networks.
 
 - ``random``: the space without replacement, seeded.
 - ``gp``: the composite surrogate of the registered studies (``proposals.composite_proposals``: skopt GPs of
-  accuracy and log latency, expected improvement of the objective) after ``n_initial`` random networks.
+  accuracy and log latency, expected improvement of the objective) after ``n_initial`` random networks, its
+  acquisition maximised over the networks it has not yet measured (on continuous candidates snapped to the lattice
+  it kept proposing measured networks: see ``tests/test_table.py``).
 - ``gp-objective``: skopt's ``Optimizer`` (GP on the objective, EI) over the per-stage indices.
 - ``tpe``: Optuna's TPE sampler (ask/tell) over the per-stage counts.
 - ``greedy``: NetAdapt-style (Yang et al. 2018): from the widest network, each round measures every network one
@@ -95,26 +97,27 @@ def _gp_objective(space: TableSearch, seed: int, n_initial: int):
 
 
 def _gp_composite(space: TableSearch, seed: int, n_initial: int):
-    from skopt.space import Space
+    from skopt.space import Real, Space
 
     from helpers.proposals import composite_proposals
 
-    from skopt.space import Real
-
-    # per-stage indices as reals, rounded to the nearest count (skopt's Integer cannot take the jittered candidates)
+    # per-stage indices as reals, rounded to the nearest count; the acquisition is maximised over the networks not
+    # yet measured (the space is enumerable), so no proposal repeats one
     names = _varying(space.lattice)
     sk = Space([Real(0, len(space.lattice.stages[k]) - 1, transform="normalize", name=k) for k in names])
-    rng = np.random.default_rng(seed)
     nets = space.lattice.networks()
-    done: list[dict] = []
+    done, measured = [], set()
     told = yield
-    for i in rng.permutation(len(nets))[:n_initial]:
-        told = yield nets[i]
-        done.append(_done(space, nets[i], told, names))
-    while True:
-        x = composite_proposals(sk, done, names, space.objective, 1, seed, candidates=500, samples=32)[0]
-        net = _to_net(space.lattice, x)
+    first = [nets[i] for i in np.random.default_rng(seed).permutation(len(nets))[:n_initial]]
+    while len(measured) < len(nets):
+        if len(done) < len(first):
+            net = first[len(done)]
+        else:
+            pool = np.asarray(sk.transform([_to_idx(space.lattice, n) for n in nets if n not in measured]))
+            x = composite_proposals(sk, done, names, space.objective, 1, seed, samples=32, pool=pool)[0]
+            net = _to_net(space.lattice, x)
         told = yield net
+        measured.add(net)
         done.append(_done(space, net, told, names))
 
 

@@ -79,6 +79,14 @@ def test_each_optimiser_spends_its_budget_on_distinct_networks_and_replays_the_s
         assert len(a) == 8
 
 
+def test_the_gp_never_proposes_a_network_it_has_measured():
+    """Its acquisition runs over the networks not yet measured: each ask is a new trial, to the whole space, then it
+    stops (snapped continuous candidates kept proposing measured networks, each proposal costing two GP fits)."""
+    space = _synthetic()
+    trials = replay(space, "gp", 0, len(space.lattice), n_initial=3)
+    assert [t["asks"] for t in trials] == list(range(1, len(space.lattice) + 1))
+
+
 def test_greedy_starts_wide_and_only_narrows():
     space = _synthetic()
     trials = replay(space, "greedy", 0, 18)
