@@ -109,11 +109,12 @@ def _gp_composite(space: TableSearch, seed: int, n_initial: int):
     done, measured = [], set()
     told = yield
     first = [nets[i] for i in np.random.default_rng(seed).permutation(len(nets))[:n_initial]]
+    points = np.asarray(sk.transform([_to_idx(space.lattice, n) for n in nets]))  # every network, transformed once
     while len(measured) < len(nets):
         if len(done) < len(first):
             net = first[len(done)]
         else:
-            pool = np.asarray(sk.transform([_to_idx(space.lattice, n) for n in nets if n not in measured]))
+            pool = points[[n not in measured for n in nets]]
             x = composite_proposals(sk, done, names, space.objective, 1, seed, samples=32, pool=pool)[0]
             net = _to_net(space.lattice, x)
         told = yield net
