@@ -153,7 +153,9 @@ def seed_noise(folder: Path, dataset: str, bar: Fraction) -> dict:
     run_sd = sd / np.sqrt(2)  # one run's: the difference of two independent runs has twice its variance
     near = int(sum(abs(Fraction(int(r.val_correct), int(r.val_n)) - bar) * int(r.val_n) <= 2 * run_sd
                    for r in a.itertuples())) if sd == sd else 0
+    t = (b.loc[both, "test_correct"] - a.loc[both, "test_correct"]).to_numpy(float)
     return {"networks": len(both), "mean_correct": float(d.mean()), "sd_correct": sd, "run_sd_correct": run_sd,
+            "up": int((d > 0).sum()), "mean_test": float(t.mean()), "test_n": int(a.test_n.iloc[0]),
             "max_abs_correct": float(np.abs(d).max()), "flips": int(flips), "val_n": int(a.val_n.iloc[0]),
             "near_bar": near, "table": len(a)}
 

@@ -43,10 +43,16 @@ def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
                      f"{', '.join(f'{m}: {k}' for m, k in machines.items())}); {len(timed)} of {n} re-timed here; "
                      f"{(df.seconds.sum() + sum(r['seconds'] for r in timed)) / 3600:.2f} h of machine time so far "
                      f"({per:.1f} s per pruned network); about {left_s / 3600:.1f} h left")
-    records = sorted({r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", [])}
-                     | {r["run_record"] for ds in cfg.datasets for r in retimed(folder, ds)})
-    lines.append(f"run records: {', '.join(records) or 'none yet'}")
+    lines.append(f"run records: {', '.join(run_records(cfg, folder)) or 'none yet'}")
     return lines
+
+
+def run_records(cfg: TableConfig, folder: Path) -> list[str]:
+    """Every run record the table's rows (all machines') and this folder's re-timing were measured under."""
+    from helpers.table import retimed, table_frame
+
+    rows = {r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", []) if isinstance(r, str)}
+    return sorted((rows | {r.get("run_record") for ds in cfg.datasets for r in retimed(folder, ds)}) - {None})
 
 
 def _base(cfg: TableConfig) -> list:
@@ -167,7 +173,9 @@ def table_section(folder: Path) -> list[str]:
                if ref else "-")
         lines.append(f"| {ds} | {have.get('inherit', 0)} of {n} | {have.get('scratch', 0)} | "
                      f"{have.get('seed1', 0)} | {where} | {len(timed)} of {n} | {hours} | {int8} | {bar} |")
-    lines.append("")
+    records = run_records(cfg, folder)
+    lines += ["", f"Measured under {len(records)} run record{'s' * (len(records) != 1)}: "
+              f"{', '.join(f'`{r}`' for r in records) or 'none yet'}.", ""]
     for ds in cfg.datasets:
         lines += dataset_findings(cfg, folder, ds)
     lines.append("")
@@ -188,9 +196,12 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
     noise = seed_noise(folder, ds, bar)
     if noise["networks"]:
         lines += [f"{ds}, training-seed noise: {noise['networks']} networks fine-tuned again with training seed 1 "
-                  f"changed their validation count by {noise['mean_correct']:+.1f} images on average (standard "
-                  f"deviation of the change {noise['sd_correct']:.1f}, so about {noise['run_sd_correct']:.1f} for one "
-                  f"run; at most {noise['max_abs_correct']:.0f} of {noise['val_n']:,}); {noise['flips']} of them "
+                  f"changed their validation count by {noise['mean_correct']:+.1f} images on average ({noise['up']} "
+                  f"up; standard deviation of the change {noise['sd_correct']:.1f}, so about "
+                  f"{noise['run_sd_correct']:.1f} for one run; at most {noise['max_abs_correct']:.0f} of "
+                  f"{noise['val_n']:,}) and their test count by {noise['mean_test']:+.1f} of {noise['test_n']:,} on "
+                  "average (every network of one seed shares its data order, so part of a change is common to all "
+                  f"of them); {noise['flips']} of them "
                   f"changed side of the bar. {noise['near_bar']} of the table's {noise['table']} networks lie within "
                   "two such standard deviations of the bar: which side of it they fall on depends on the training "
                   "seed.", ""]
