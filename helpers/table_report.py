@@ -227,12 +227,14 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
         lines += [_answer_sentence(ds, a), ""]
     if layout.live_check(ds).exists():
         t = pd.read_csv(layout.live_check(ds))
-        lines += [f"{ds}, live check ({', '.join(sorted(set(t.optimiser)))}, seeds {', '.join(map(str, sorted(set(t.seed))))}, "
-                  f"run live on `{folder.name}`): the same proposals in {int(t.same_proposals.sum())} of {len(t)} "
-                  f"searches, the same chosen network in {int(t.same_chosen.sum())}, the same validation counts in "
+        seeds = ", ".join(map(str, sorted(set(t.seed))))
+        lines += [f"{ds}, live check ({', '.join(sorted(set(t.optimiser)))}, seeds {seeds}, run live on "
+                  f"`{folder.name}`): the same proposals in {int(t.same_proposals.sum())} of {len(t)} searches, the "
+                  f"same chosen network in {int(t.same_chosen.sum())}, the same validation counts in "
                   f"{int(t.same_counts.sum())}; live over table latency of the networks met: median "
-                  f"{t.latency_ratio_median.median():.4f} (largest deviation {100 * t.latency_ratio_max_dev.max():.1f}%), "
-                  f"within the table's timing noise in {int(t.within_noise.sum())} of {len(t)}.", ""]
+                  f"{t.latency_ratio_median.median():.4f} (largest deviation "
+                  f"{100 * t.latency_ratio_max_dev.max():.1f}%), within the table's timing noise in "
+                  f"{int(t.within_noise.sum())} of {len(t)}.", ""]
     return lines
 
 

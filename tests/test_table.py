@@ -244,7 +244,8 @@ def test_the_findings_give_the_seed_noise_and_the_answer_against_the_uniform_wid
                                           "status": "ok", "latency_ms": width,
                                           "ratio": width, "latency_iqr_ms": 0.01, "seconds": 1.0})
     for key, val in (("8-16-32-64", 895), ("16-32-64-128", 925)):  # seed 1: one of them crosses the bar
-        append_log(layout.rows(ds), {"trial": 20, "values": {"channels": list(Lattice.parse_key(key))}, "network": key, "status": "ok", "kind": "seed1", "val_correct": val,
+        append_log(layout.rows(ds), {"trial": 20, "values": {"channels": list(Lattice.parse_key(key))},
+                                     "network": key, "status": "ok", "kind": "seed1", "val_correct": val,
                                      "val_n": 1000, "test_correct": 1700, "test_n": 2000, "seconds": 1.0})
     text = "\n".join(table_section(layout.folder))
     assert "2 networks fine-tuned again with training seed 1" in text and "1 of them changed side of the bar" in text
