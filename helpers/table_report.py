@@ -43,10 +43,16 @@ def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
                      f"{', '.join(f'{m}: {k}' for m, k in machines.items())}); {len(timed)} of {n} re-timed here; "
                      f"{(df.seconds.sum() + sum(r['seconds'] for r in timed)) / 3600:.2f} h of machine time so far "
                      f"({per:.1f} s per pruned network); about {left_s / 3600:.1f} h left")
-    records = sorted({r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", [])}
-                     | {r["run_record"] for ds in cfg.datasets for r in retimed(folder, ds)})
-    lines.append(f"run records: {', '.join(records) or 'none yet'}")
+    lines.append(f"run records: {', '.join(run_records(cfg, folder)) or 'none yet'}")
     return lines
+
+
+def run_records(cfg: TableConfig, folder: Path) -> list[str]:
+    """Every run record the table's rows (all machines') and this folder's re-timing were measured under."""
+    from helpers.table import retimed, table_frame
+
+    rows = {r for ds in cfg.datasets for r in table_frame(folder, ds).get("run_record", []) if isinstance(r, str)}
+    return sorted((rows | {r.get("run_record") for ds in cfg.datasets for r in retimed(folder, ds)}) - {None})
 
 
 def _base(cfg: TableConfig) -> list:
@@ -167,22 +173,92 @@ def table_section(folder: Path) -> list[str]:
                if ref else "-")
         lines.append(f"| {ds} | {have.get('inherit', 0)} of {n} | {have.get('scratch', 0)} | "
                      f"{have.get('seed1', 0)} | {where} | {len(timed)} of {n} | {hours} | {int8} | {bar} |")
-    lines.append("")
+    records = run_records(cfg, folder)
+    lines += ["", f"Measured under {len(records)} run record{'s' * (len(records) != 1)}: "
+              f"{', '.join(f'`{r}`' for r in records) or 'none yet'}.", ""]
     for ds in cfg.datasets:
-        if not layout.verdicts(ds).exists():
-            lines.append(f"{ds}: no verdict yet: the table is replayed (`python -m helpers replay`) once it holds "
-                         "every network.")
-            continue
-        v = pd.read_csv(layout.verdicts(ds))
-        lines += [f"{ds}, the pre-registered comparisons (median paired ratio of regrets, 90% bootstrap interval, "
-                  "Wilcoxon signed-rank):", "", "| budget | comparison | seeds | ratio | interval | p | verdict |",
-                  "| --- | --- | --- | --- | --- | --- | --- |"]
-        lines += [f"| {r.budget} | {r.first} vs {r.second} | {r.seeds} | {r.median_ratio:.3f} | "
-                  f"[{r.lo:.3f}, {r.hi:.3f}] | {r.p:.3g} | {'**' + r.verdict + '**' if r.budget == 20 else r.verdict} |"
-                  for r in v.itertuples()]
-        lines.append("")
+        lines += dataset_findings(cfg, folder, ds)
     lines.append("")
     return lines
+
+
+def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
+    """One dataset's findings (markdown lines), each as soon as its data is in: the training-seed noise near the bar,
+    the pre-registered comparisons, the answer against the narrower networks on test, the live check."""
+    from helpers.markdown import md
+    from helpers.table_analysis import answer, seed_noise, table_bar
+
+    layout, lines = TableLayout(folder), []
+    if not layout.reference(ds).exists():
+        return lines
+    ref = json.loads(layout.reference(ds).read_text())
+    bar = table_bar(cfg, ref)
+    noise = seed_noise(folder, ds, bar)
+    if noise["networks"]:
+        lines += [f"{ds}, training-seed noise: {noise['networks']} networks fine-tuned again with training seed 1 "
+                  f"changed their validation count by {noise['mean_correct']:+.1f} images on average ({noise['up']} "
+                  f"up; standard deviation of the change {noise['sd_correct']:.1f}, so about "
+                  f"{noise['run_sd_correct']:.1f} for one run; at most {noise['max_abs_correct']:.0f} of "
+                  f"{noise['val_n']:,}) and their test count by {noise['mean_test']:+.1f} of {noise['test_n']:,} on "
+                  "average (every network of one seed shares its data order, so part of a change is common to all "
+                  f"of them); {noise['flips']} of them "
+                  f"changed side of the bar. {noise['near_bar']} of the table's {noise['table']} networks lie within "
+                  "two such standard deviations of the bar: which side of it they fall on depends on the training "
+                  "seed.", ""]
+    if not layout.verdicts(ds).exists():
+        lines += [f"{ds}: no verdict yet: the table is replayed (`python -m helpers replay`) once it holds every "
+                  "network, re-timed on this machine.", ""]
+    else:
+        v = pd.read_csv(layout.verdicts(ds))
+        lines += md(f"{ds}, the pre-registered comparisons (median paired ratio of regrets, 90% bootstrap interval, "
+                    "Wilcoxon signed-rank W and p):",
+                    ["budget", "comparison", "seeds", "ratio", "interval", "W", "p", "verdict"],
+                    [f"| {r.budget} | {r.first} vs {r.second} | {r.seeds} | {r.median_ratio:.3f} | "
+                     f"[{r.lo:.3f}, {r.hi:.3f}] | {r.wilcoxon_W:g} | {r.p:.3g} | "
+                     f"{'**' + r.verdict + '**' if r.budget == 20 else r.verdict} |" for r in v.itertuples()])
+    a = answer(cfg, folder, ds, bar, ref["int8_latency_ms"])
+    if len(a):
+        lines += md(f"{ds}, compression plus search against narrower networks trained from scratch (selected on "
+                    "validation; test counts with their 95% Wilson interval):",
+                    ["", "network", "latency here", "speed-up over plain int8", "validation", "clears the bar", "test"],
+                    [f"| {r.role} | `{r.network}` | {r.latency_ms:.4f} ms | {r.speedup:.2f}x | "
+                     f"{r.val_correct:,} of {r.val_n:,} | {'yes' if r.clears else 'no'} | {r.test_correct:,} of "
+                     f"{r.test_n:,} [{100 * r.test_lo:.2f}, {100 * r.test_hi:.2f}]% |" for r in a.itertuples()])
+        lines += [_answer_sentence(ds, a), ""]
+    if layout.live_check(ds).exists():
+        t = pd.read_csv(layout.live_check(ds))
+        seeds = ", ".join(map(str, sorted(set(t.seed))))
+        lines += [f"{ds}, live check ({', '.join(sorted(set(t.optimiser)))}, seeds {seeds}, run live on "
+                  f"`{folder.name}`): the same proposals in {int(t.same_proposals.sum())} of {len(t)} searches, the "
+                  f"same chosen network in {int(t.same_chosen.sum())}, the same validation counts in "
+                  f"{int(t.same_counts.sum())}; live over table latency of the networks met: median "
+                  f"{t.latency_ratio_median.median():.4f} (largest deviation "
+                  f"{100 * t.latency_ratio_max_dev.max():.1f}%), within the table's timing noise in "
+                  f"{int(t.within_noise.sum())} of {len(t)}.", ""]
+    return lines
+
+
+def _answer_sentence(ds: str, a: pd.DataFrame) -> str:
+    """The answer in one sentence: the fastest pruned network that clears the bar against the fastest uniform-width
+    network from scratch that clears it (or the fact that one of them is missing)."""
+    pruned = a[a.role == "fastest pruned network that clears the bar"]
+    uniform = a[a.role.str.startswith("uniform") & a.clears].sort_values("latency_ms")
+    if not len(pruned):
+        return f"{ds}: no pruned network of the table clears the bar."
+    p = pruned.iloc[0]
+    if not len(uniform):
+        measured = int(a.role.str.startswith("uniform").sum())
+        return (f"{ds}: none of the {measured} uniform widths measured from scratch so far clears the bar; the "
+                f"fastest pruned network that does is `{p.network}` ({p.speedup:.2f}x over plain int8).")
+    u = uniform.iloc[0]
+    faster = u.latency_ms / p.latency_ms
+    return (f"{ds}: the fastest pruned network that clears the bar, `{p.network}`, runs at {p.latency_ms:.4f} ms; the "
+            f"fastest uniform width from scratch that clears it, `{u.network}`, at {u.latency_ms:.4f} ms: "
+            + (f"the pruned network is {faster:.2f}x faster" if faster >= 1 else
+               f"the uniform width is {1 / faster:.2f}x faster")
+            + f"{' (the same network)' if p.network == u.network else ''}. On test it scores {p.test_correct:,} of "
+            f"{p.test_n:,}, the uniform width {u.test_correct:,} of {u.test_n:,} ({p.test_correct - u.test_correct:+,} "
+            "images).")
 
 
 def write_table_figures(cfg: TableConfig, folder: Path, dataset: str, runs: pd.DataFrame, space) -> list[Path]:

@@ -173,6 +173,12 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     check = pd.read_csv(folder / "fashion_mnist-live-check.csv")
     assert len(check) == 4 and check.same_counts.all()  # training is deterministic: the same images right
     assert "live and replayed searches agree" in out[-1]
+    from helpers.table_report import table_section
+
+    text = "\n".join(table_section(folder))  # the README's findings: seed noise, verdicts with W, answer, live check
+    assert "fine-tuned again with training seed 1" in text and "Wilcoxon signed-rank W and p" in text
+    assert "fastest pruned network that clears the bar" in text or "no pruned network of the table clears" in text
+    assert "fashion_mnist, live check (gp, random, seeds 0, 1" in text
 
     # the same table continued on another machine: its rows count there, the bar carries over, latency is re-timed
     other, real = "other-2c-000000", machine()
@@ -210,3 +216,47 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     assert r.returncode == 2 and "another config" in r.stderr
     r = cli("table", str(changed), "--resume")
     assert r.returncode == 2 and "another config" in r.stderr
+
+
+def test_the_findings_give_the_seed_noise_and_the_answer_against_the_uniform_widths(tmp_path):
+    """The README's findings on a hand-made table folder: training-seed noise and flips across the bar, and the
+    fastest pruned network that clears the bar against the uniform widths from scratch, with test counts."""
+    from dataclasses import asdict
+
+    from helpers.table_report import table_section
+    from helpers.trials import TableLayout, append_log
+
+    space = {"layer1": [8, 16], "layer2": [16, 32], "layer3": [32, 64], "layer4": [64, 128]}
+    cfg = load_table_config(_config(tmp_path, space=space, uniform=[0.5], threshold=1.0))
+    layout = TableLayout(tmp_path / "study" / cfg.name / "m-2c-000000")
+    layout.folder.mkdir(parents=True)
+    layout.meta.write_text(json.dumps({"key": cfg.key(), "config": asdict(cfg)}))
+    ds = "fashion_mnist"
+    layout.reference(ds).write_text(json.dumps({"matched_val_correct": 900, "val_n": 1000, "int8_latency_ms": 1.0}))
+    # the bar: 89% (890 of 1000); accuracy and latency grow with the channel count
+    for i, n in enumerate(cfg.lattice().networks()):
+        width = sum(n) / 240  # 0.5 .. 1
+        row = {"trial": i, "values": {"channels": list(n)}, "network": Lattice.key(n), "status": "ok", "val_n": 1000,
+               "test_n": 2000, "seconds": 1.0}
+        append_log(layout.rows(ds), {**row, "kind": "inherit", "val_correct": int(820 + 100 * width),
+                                     "test_correct": int(1640 + 200 * width)})
+        append_log(layout.latencies(ds), {"trial": i, "values": {"channels": list(n)}, "network": Lattice.key(n),
+                                          "status": "ok", "latency_ms": width,
+                                          "ratio": width, "latency_iqr_ms": 0.01, "seconds": 1.0})
+    for key, val in (("8-16-32-64", 895), ("16-32-64-128", 925)):  # seed 1: one of them crosses the bar
+        append_log(layout.rows(ds), {"trial": 20, "values": {"channels": list(Lattice.parse_key(key))},
+                                     "network": key, "status": "ok", "kind": "seed1", "val_correct": val,
+                                     "val_n": 1000, "test_correct": 1700, "test_n": 2000, "seconds": 1.0})
+    text = "\n".join(table_section(layout.folder))
+    assert "2 networks fine-tuned again with training seed 1" in text and "1 of them changed side of the bar" in text
+    # no Scratch-B yet: the answer names the fastest pruned network and says no uniform width is measured
+    fastest = min((n for n in cfg.lattice().networks() if int(820 + 100 * sum(n) / 240) >= 890), key=sum)
+    assert f"`{Lattice.key(fastest)}`" in text and "none of the 0 uniform widths measured" in text
+    append_log(layout.rows(ds), {"trial": 22, "values": {"channels": [8, 16, 32, 64]}, "network": "8-16-32-64",
+                                 "status": "ok", "kind": "scratch", "val_correct": 895,
+                                 "val_n": 1000, "test_correct": 1790, "test_n": 2000, "seconds": 2.0})
+    text = "\n".join(table_section(layout.folder))
+    assert "| uniform x0.5 from scratch | `8-16-32-64` |" in text
+    assert f"the fastest pruned network that clears the bar, `{Lattice.key(fastest)}`" in text
+    assert "the uniform width is 1.40x faster" in text  # the narrow network from scratch wins here
+    assert "no verdict yet" in text
