@@ -118,6 +118,12 @@ def test_the_paired_comparison_tells_better_equivalent_and_not_shown_apart():
     assert better["verdict"] == "first better" and better["hi"] < 1 and better["p"] < 0.05
     same = compare(b, b, True, 0.9, 0.03, 0.05)
     assert same["verdict"].startswith("equivalent") and same["p"] == 1.0
+    # most seeds tie (both found the best) and the rest favour the first: the median ratio is 1, the first is better
+    found = np.ones(50)
+    tied = compare(found, np.r_[np.ones(30), 1 + rng.uniform(0.01, 0.2, 20)], False, 0.9, 0.03, 0.05)
+    assert tied["median_ratio"] == 1.0 and tied["p"] < 0.05 and tied["verdict"] == "first better"
+    tied = compare(np.r_[np.ones(30), 1 + rng.uniform(0.01, 0.2, 20)], found, False, 0.9, 0.03, 0.05)
+    assert tied["verdict"] == "second better"
     noisy = compare(b * np.exp(rng.normal(0, 0.3, 50)), b, False, 0.9, 0.03, 0.05)
     assert noisy["verdict"] in ("no difference shown (not equivalent either)", "first better", "second better")
     assert not noisy["equivalent"]
