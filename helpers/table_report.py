@@ -248,8 +248,10 @@ def _answer_sentence(ds: str, a: pd.DataFrame) -> str:
     p = pruned.iloc[0]
     if not len(uniform):
         measured = int(a.role.str.startswith("uniform").sum())
-        return (f"{ds}: none of the {measured} uniform widths measured from scratch so far clears the bar; the "
-                f"fastest pruned network that does is `{p.network}` ({p.speedup:.2f}x over plain int8).")
+        none = (f"none of the {measured} uniform widths trained from scratch clears the bar" if measured else
+                "no uniform width has been trained from scratch yet (`--stage scratch`)")
+        return (f"{ds}: {none}; the fastest pruned network that clears it is `{p.network}` ({p.speedup:.2f}x over "
+                "plain int8).")
     u = uniform.iloc[0]
     faster = u.latency_ms / p.latency_ms
     return (f"{ds}: the fastest pruned network that clears the bar, `{p.network}`, runs at {p.latency_ms:.4f} ms; the "
