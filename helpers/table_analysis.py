@@ -167,9 +167,9 @@ def _clears(row, bar: Fraction) -> bool:
     return Fraction(int(row["val_correct"]), int(row["val_n"])) >= bar
 
 
-def fastest_clearing(folder: Path, dataset: str, bar: Fraction, kind: str = "inherit") -> dict | None:
-    """The fastest network of ``kind`` that clears the bar on validation (re-timed here), or None."""
-    df = table_frame(folder, dataset)
+def fastest_clearing(df: pd.DataFrame, bar: Fraction, kind: str = "inherit") -> dict | None:
+    """The fastest network of ``kind`` in a table frame (``table.table_frame``) that clears the bar on validation
+    (re-timed here), or None."""
     rows = df[(df.kind == kind) & df.latency_ms.notna()] if len(df) else df
     ok = [r for _, r in rows.iterrows() if _clears(r, bar)]
     return _row(min(ok, key=lambda r: r.latency_ms)) if ok else None
@@ -195,12 +195,12 @@ def answer(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction, int8_ms:
         return pd.DataFrame()
     scratch = df[(df.kind == "scratch") & df.latency_ms.notna()].set_index("network", drop=False)
     picked = []
-    best = fastest_clearing(folder, dataset, bar, "inherit")
+    best = fastest_clearing(df, bar, "inherit")
     if best:
         picked.append(("fastest pruned network that clears the bar", best))
         if best["network"] in scratch.index:
             picked.append(("the same network from scratch", _row(scratch.loc[best["network"]])))
-    fastest_scratch = fastest_clearing(folder, dataset, bar, "scratch")
+    fastest_scratch = fastest_clearing(df, bar, "scratch")
     if fastest_scratch:
         picked.append(("fastest network from scratch that clears the bar", fastest_scratch))
     base = list(cfg.lattice().widest())
