@@ -103,7 +103,8 @@ def _cmd_table(args) -> int:
     cfg = load_table_config(args.config)  # checked whole before any baseline is touched
     stages = STAGES if args.stage == "all" else (args.stage,)
     with executor_for(args.workers, args.scheduler) as executor:
-        folder = build_table(cfg, args.resume, stages, executor=executor, progress=not args.quiet)
+        folder = build_table(cfg, args.resume, stages, executor=executor, progress=not args.quiet,
+                             datasets=args.datasets)
     from helpers.table_report import build_summary
 
     print("\n".join(build_summary(cfg, folder)))
@@ -445,6 +446,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="inherit: the pruned networks; retime: every network's architecture timed on this machine (the "
                         "latencies the analysis uses); scratch: Scratch-B (after every inherit row, re-timed here); "
                         "seed1: the second training seed; all (default)")
+    p.add_argument("--datasets", nargs="+", metavar="NAME", help="only these of the config's datasets (default: all)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--workers", type=positive, help="build the pruned networks on a local Dask cluster of N processes")
     g.add_argument("--scheduler", help="build them on the Dask cluster at ADDRESS; this machine stays the target")

@@ -58,7 +58,7 @@ def open_table(cfg: TableConfig, resume: bool) -> Path:
         if not resume and layout.has_rows():
             raise ValueError(f"table {cfg.name!r} already has rows in {folder}; pass --resume to continue it")
     else:
-        elsewhere = [p.name for p in _siblings(folder.parent, cfg.key()) if TableLayout(p).has_rows()]
+        elsewhere = [p.name for p in siblings(folder.parent, cfg.key()) if TableLayout(p).has_rows()]
         if elsewhere and not resume:
             raise ValueError(f"table {cfg.name!r} already has rows measured on {', '.join(elsewhere)}; pass --resume "
                              "to continue it on this machine (their accuracy counts here, latency is re-timed here)")
@@ -66,7 +66,7 @@ def open_table(cfg: TableConfig, resume: bool) -> Path:
     return folder
 
 
-def _siblings(root: Path, key: str, but: Path | None = None) -> list[Path]:
+def siblings(root: Path, key: str, but: Path | None = None) -> list[Path]:
     """The machines' folders under ``root`` (results/study/<name>/) holding this table under config ``key``, in
     name order."""
     return [layout.folder for layout in TableLayout.committed(root.parent) if layout.folder.parent == root
@@ -77,7 +77,7 @@ def table_rows(folder: Path, dataset: str) -> list[dict]:
     """A dataset's rows from every machine that measured this table (same config key): the other machines' first,
     then ``folder``'s own, each with ``machine`` (the folder it was measured in)."""
     key = json.loads(TableLayout(folder).meta.read_text()).get("key")
-    return [{**r, "machine": f.name} for f in [*_siblings(folder.parent, key, but=folder), folder]
+    return [{**r, "machine": f.name} for f in [*siblings(folder.parent, key, but=folder), folder]
             for r in read_log(TableLayout(f).rows(dataset))]
 
 
@@ -152,8 +152,9 @@ def seed_networks(cfg: TableConfig) -> list[tuple]:
 
 
 def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=None, log=print,
-                progress: bool = True) -> Path:
-    """Measure every network of ``cfg`` not yet in this machine's table, stage by stage; returns the folder."""
+                progress: bool = True, datasets=None) -> Path:
+    """Measure every network of ``cfg`` not yet in this machine's table, stage by stage, dataset by dataset (all of
+    the config's, or those of ``datasets``, in the config's order); returns the folder."""
     from tqdm.auto import tqdm
 
     from helpers.baselines import BaselineSpec
@@ -167,6 +168,10 @@ def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=
     bad = [s for s in stages if s not in STAGES]
     if bad:
         raise ValueError(f"stage {bad[0]!r} is not one of {', '.join(STAGES)}")
+    other = [d for d in datasets or () if d not in cfg.datasets]
+    if other:
+        raise ValueError(f"dataset {other[0]!r} is not in the table's config (its datasets: "
+                         f"{', '.join(cfg.datasets)}); name one of those or add it to the config under a new name")
     folder = open_table(cfg, resume)
     layout = TableLayout(folder)
     before = json.loads(layout.run_record.read_text()) if layout.run_record.exists() else None
@@ -174,7 +179,7 @@ def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=
     if before and before.get("id") != record["id"]:  # a table measured in several runs names every run record
         write_json(layout.earlier_record(before["id"]), before)
     bspec = BaselineSpec.parse(load_profile(cfg.profile)["common"]["baseline_spec"])
-    for ds in cfg.datasets:
+    for ds in [d for d in cfg.datasets if not datasets or d in datasets]:
         model, rec = bspec.build(cfg.architecture, ds, progress=progress)
         base = stage_channels(model)
         ctx = context(ds, cfg.finetune_images, cfg.val_images)
@@ -339,7 +344,7 @@ def table_reference(cfg: TableConfig, layout: TableLayout, ds: str, model, rec, 
         return {**point, **{k: there[k] for k in keep}, "bar_from": other.name}
 
     if not layout.reference(ds).exists():
-        first = [f for f in _siblings(layout.folder.parent, cfg.key(), but=layout.folder)
+        first = [f for f in siblings(layout.folder.parent, cfg.key(), but=layout.folder)
                  if TableLayout(f).reference(ds).exists()]
         if first:
             return stored_reference(layout.reference(ds), lambda: adopt(first[0]))

@@ -145,7 +145,7 @@ def table_sections(root: Path) -> list[str]:
 
 def table_section(folder: Path) -> list[str]:
     """One table folder's section (markdown lines): the table's progress and machine time, the bar, the verdicts."""
-    from helpers.table import retimed, table_frame
+    from helpers.table import retimed, siblings, table_frame
 
     lines, layout = [], TableLayout(folder)
     meta = json.loads(layout.meta.read_text())
@@ -176,6 +176,11 @@ def table_section(folder: Path) -> list[str]:
     records = run_records(cfg, folder)
     lines += ["", f"Measured under {len(records)} run record{'s' * (len(records) != 1)}: "
               f"{', '.join(f'`{r}`' for r in records) or 'none yet'}.", ""]
+    elsewhere = [] if any(retimed(folder, ds) for ds in cfg.datasets) else [
+        f.name for f in siblings(folder.parent, cfg.key(), but=folder) if any(retimed(f, ds) for ds in cfg.datasets)]
+    if elsewhere:  # rows built here, analysed where they were re-timed: the findings are not repeated
+        return lines + [f"Nothing is re-timed on `{folder.name}`: the findings of these rows are in the section of "
+                        f"{', '.join(f'`{m}`' for m in elsewhere)}, whose latencies the analysis uses.", "", ""]
     for ds in cfg.datasets:
         lines += dataset_findings(cfg, folder, ds)
     lines.append("")

@@ -101,6 +101,15 @@ def test_random_search_over_the_whole_space_finds_the_best():
     assert trials[-1]["best_ms"] == pytest.approx(space.best_latency())
 
 
+def test_a_dataset_outside_the_config_is_refused_before_anything_is_built(tmp_path):
+    from helpers.table import build_table, table_dir
+
+    cfg = load_table_config(_config(tmp_path, name="refused"))
+    with pytest.raises(ValueError, match="dataset 'glyphs' is not in the table's config .its datasets: fashion_mnist"):
+        build_table(cfg, datasets=["glyphs"], progress=False)
+    assert not table_dir(cfg, "any").parent.exists()  # no table folder made
+
+
 def test_bad_replays_are_refused():
     space = _synthetic()
     with pytest.raises(ValueError, match="not one of"):
@@ -158,7 +167,8 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     assert ref["val_n"] == 128 and 0 < ref["matched_val_correct"] <= 128
 
     lines = len((folder / "fashion_mnist-table.jsonl").read_text().splitlines())
-    build_table(cfg, resume=True, progress=False, log=lambda *_: None)  # everything measured: nothing runs again
+    build_table(cfg, resume=True, progress=False, log=lambda *_: None,  # everything measured: nothing runs again
+                datasets=["fashion_mnist"])
     assert len((folder / "fashion_mnist-table.jsonl").read_text().splitlines()) == lines
     with pytest.raises(ValueError, match="pass --resume"):
         build_table(cfg, resume=False, progress=False)
@@ -266,3 +276,13 @@ def test_the_findings_give_the_seed_noise_and_the_answer_against_the_uniform_wid
     assert f"the fastest pruned network that clears the bar, `{Lattice.key(fastest)}`" in text
     assert "the uniform width is 1.40x faster" in text  # the narrow network from scratch wins here
     assert "no verdict yet" in text
+    # a second machine that built rows but re-timed nothing: its section points to this one instead of repeating it
+    other = TableLayout(layout.folder.parent / "m-2c-111111")
+    other.folder.mkdir()
+    other.meta.write_text(layout.meta.read_text())
+    append_log(other.rows(ds), {"trial": 0, "values": {"channels": [8, 16, 32, 64]}, "network": "8-16-32-64",
+                                "status": "ok", "kind": "seed1", "val_correct": 880, "val_n": 1000,
+                                "test_correct": 1700, "test_n": 2000, "seconds": 1.0})
+    there = "\n".join(table_section(other.folder))
+    assert "the findings of these rows are in the section of `m-2c-000000`" in there
+    assert "training seed 1" not in there and "training seed 1" in "\n".join(table_section(layout.folder))
