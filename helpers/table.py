@@ -129,20 +129,28 @@ def front(rows: list[dict]) -> list[str]:
     return out
 
 
-def scratch_networks(cfg: TableConfig, rows: list[dict], base) -> list[tuple]:
-    """Scratch-B's networks: the front, the uniform widths that lie in the space, then ``cfg.scratch_b`` others drawn
-    at random (seeded); in that order."""
+def scratch_groups(cfg: TableConfig, rows: list[dict], base) -> dict[str, list[tuple]]:
+    """Scratch-B's networks by why they were picked: ``front`` (the inherit rows' front), ``uniform`` (the uniform
+    widths that lie in the space and not on the front), ``random`` (``cfg.scratch_b`` others drawn, seeded)."""
     from helpers.models import uniform_channels
 
     space = set(cfg.lattice().networks())
-    picked = [Lattice.parse_key(k) for k in front(rows)]
+    fr = [Lattice.parse_key(k) for k in front(rows)]
+    uniform = []
     for f in cfg.uniform:
         u = tuple(uniform_channels(list(base), f, cfg.round_to))
-        if u in space and u not in picked:
-            picked.append(u)
-    rest = [n for n in ordered(cfg) if n not in picked and any(r["network"] == Lattice.key(n) for r in rows)]
+        if u in space and u not in fr and u not in uniform:
+            uniform.append(u)
+    rest = [n for n in ordered(cfg) if n not in fr + uniform and any(r["network"] == Lattice.key(n) for r in rows)]
     rng = np.random.default_rng(cfg.order_seed + 1)
-    return picked + [rest[i] for i in sorted(rng.choice(len(rest), min(cfg.scratch_b, len(rest)), replace=False))]
+    return {"front": fr, "uniform": uniform,
+            "random": [rest[i] for i in sorted(rng.choice(len(rest), min(cfg.scratch_b, len(rest)), replace=False))]}
+
+
+def scratch_networks(cfg: TableConfig, rows: list[dict], base) -> list[tuple]:
+    """Scratch-B's networks: the front, the uniform widths that lie in the space, then ``cfg.scratch_b`` others drawn
+    at random (seeded); in that order."""
+    return [n for group in scratch_groups(cfg, rows, base).values() for n in group]
 
 
 def seed_networks(cfg: TableConfig) -> list[tuple]:

@@ -163,6 +163,40 @@ def seed_noise(folder: Path, dataset: str, bar: Fraction) -> dict:
             "near_bar": near, "table": len(a)}
 
 
+def inherit_vs_scratch(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction) -> dict:
+    """Inherit the baseline's weights or train from scratch: the networks trained both ways, paired as scratch minus
+    inherit, over all of them and over the random subset alone (drawn uniformly from the space, so free of the front's
+    selection on the inherited validation count). Test counts carry the comparison (validation chose the front);
+    the Wilcoxon signed-rank test is two-sided."""
+    from scipy.stats import wilcoxon
+
+    from helpers.table import scratch_groups
+
+    df = table_frame(folder, dataset)
+    if not len(df) or not (df.kind == "scratch").any() or df.latency_ms.isna().any():
+        return {"networks": 0}
+    a = df[df.kind == "inherit"].set_index("network")
+    b = df[df.kind == "scratch"].set_index("network")
+    groups = {g: [Lattice.key(n) for n in nets]
+              for g, nets in scratch_groups(cfg, df.to_dict("records"), cfg.lattice().widest()).items()}
+
+    def paired(keys) -> dict:
+        keys = [k for k in keys if k in a.index and k in b.index]
+        if not keys:
+            return {"networks": 0}
+        t = (b.loc[keys, "test_correct"] - a.loc[keys, "test_correct"]).to_numpy(float)
+        v = (b.loc[keys, "val_correct"] - a.loc[keys, "val_correct"]).to_numpy(float)
+        p = float(wilcoxon(t).pvalue) if len(t) > 1 and t.any() else float("nan")
+        return {"networks": len(keys), "test_up": int((t > 0).sum()), "test_median": float(np.median(t)),
+                "val_up": int((v > 0).sum()), "val_median": float(np.median(v)), "p": p,
+                "clear_inherit": int(sum(_clears(a.loc[k], bar) for k in keys)),
+                "clear_scratch": int(sum(_clears(b.loc[k], bar) for k in keys))}
+
+    made = {g: len([k for k in keys if k in b.index]) for g, keys in groups.items()}
+    return {**paired(list(b.index)), "groups": made, "test_n": int(a.test_n.iloc[0]),
+            "random": paired(groups["random"])}
+
+
 def _clears(row, bar: Fraction) -> bool:
     return Fraction(int(row["val_correct"]), int(row["val_n"])) >= bar
 

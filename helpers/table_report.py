@@ -191,7 +191,7 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
     """One dataset's findings (markdown lines), each as soon as its data is in: the training-seed noise near the bar,
     the pre-registered comparisons, the answer against the narrower networks on test, the live check."""
     from helpers.markdown import md
-    from helpers.table_analysis import answer, seed_noise, table_bar
+    from helpers.table_analysis import answer, inherit_vs_scratch, seed_noise, table_bar
 
     layout, lines = TableLayout(folder), []
     if not layout.reference(ds).exists():
@@ -230,6 +230,9 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
                      f"{r.val_correct:,} of {r.val_n:,} | {'yes' if r.clears else 'no'} | {r.test_correct:,} of "
                      f"{r.test_n:,} [{100 * r.test_lo:.2f}, {100 * r.test_hi:.2f}]% |" for r in a.itertuples()])
         lines += [_answer_sentence(ds, a), ""]
+    both = inherit_vs_scratch(cfg, folder, ds, bar)
+    if both["networks"]:
+        lines += [_inherit_sentence(ds, both), ""]
     if layout.live_check(ds).exists():
         t = pd.read_csv(layout.live_check(ds))
         seeds = ", ".join(map(str, sorted(set(t.seed))))
@@ -241,6 +244,24 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
                   f"{100 * t.latency_ratio_max_dev.max():.1f}%), within the table's timing noise in "
                   f"{int(t.within_noise.sum())} of {len(t)}.", ""]
     return lines
+
+
+def _inherit_sentence(ds: str, s: dict) -> str:
+    """Inherit or train from scratch, in words: over every network trained both ways, then the random ones alone."""
+    def part(d: dict) -> str:
+        p = "n/a" if d["p"] != d["p"] else f"{d['p']:.2g}"
+        return (f"from scratch scored higher on test in {d['test_up']} of {d['networks']} (median "
+                f"{d['test_median']:+.0f} images of {s['test_n']:,}; Wilcoxon signed-rank p {p}) and on validation in "
+                f"{d['val_up']}; {d['clear_inherit']} clear the bar inherited, {d['clear_scratch']} from scratch")
+
+    g = s["groups"]
+    text = (f"{ds}, inherit the baseline's weights or train from scratch (Scratch-B, the same total budget): of the "
+            f"{s['networks']} networks trained both ways ({g['front']} on the front, {g['uniform']} uniform widths, "
+            f"{g['random']} drawn at random from the space), {part(s)}.")
+    if s["random"]["networks"]:
+        text += (f" The {s['random']['networks']} random ones alone (free of the front's selection on the inherited "
+                 f"count): {part(s['random'])}.")
+    return text
 
 
 def _answer_sentence(ds: str, a: pd.DataFrame) -> str:
