@@ -188,7 +188,7 @@ def inherit_vs_scratch(cfg: TableConfig, folder: Path, dataset: str, bar: Fracti
         v = (b.loc[keys, "val_correct"] - a.loc[keys, "val_correct"]).to_numpy(float)
         p = float(wilcoxon(t).pvalue) if len(t) > 1 and t.any() else float("nan")
         return {"networks": len(keys), "test_up": int((t > 0).sum()), "test_median": float(np.median(t)),
-                "val_up": int((v > 0).sum()), "val_median": float(np.median(v)), "p": p,
+                "val_up": int((v > 0).sum()), "p": p,
                 "clear_inherit": int(sum(_clears(a.loc[k], bar) for k in keys)),
                 "clear_scratch": int(sum(_clears(b.loc[k], bar) for k in keys))}
 
