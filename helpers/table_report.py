@@ -10,7 +10,7 @@ import pandas as pd
 
 
 from helpers.table_config import TableConfig
-from helpers.trials import TableLayout
+from helpers.trials import TableLayout, read_log
 
 
 def build_summary(cfg: TableConfig, folder: Path) -> list[str]:
@@ -236,8 +236,11 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
     if layout.live_check(ds).exists():
         t = pd.read_csv(layout.live_check(ds))
         seeds = ", ".join(map(str, sorted(set(t.seed))))
+        built = [r for r in read_log(layout.live_store(ds)) if r.get("status") == "ok"]
+        records = ", ".join(f"`{r}`" for r in sorted({r["run_record"] for r in built}))
         lines += [f"{ds}, live check ({', '.join(sorted(set(t.optimiser)))}, seeds {seeds}, run live on "
-                  f"`{folder.name}`): the same proposals in {int(t.same_proposals.sum())} of {len(t)} searches, the "
+                  f"`{folder.name}`: {len(built)} networks built, {sum(r['seconds'] for r in built) / 60:.0f} min of "
+                  f"machine time, run record {records}): the same proposals in {int(t.same_proposals.sum())} of {len(t)} searches, the "
                   f"same chosen network in {int(t.same_chosen.sum())}, the same validation counts in "
                   f"{int(t.same_counts.sum())}; live over table latency of the networks met: median "
                   f"{t.latency_ratio_median.median():.4f} (largest deviation "
