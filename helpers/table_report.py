@@ -240,7 +240,9 @@ def dataset_findings(cfg: TableConfig, folder: Path, ds: str) -> list[str]:
         records = ", ".join(f"`{r}`" for r in sorted({r["run_record"] for r in built}))
         lines += [f"{ds}, live check ({', '.join(sorted(set(t.optimiser)))}, seeds {seeds}, run live on "
                   f"`{folder.name}`: {len(built)} networks built, {sum(r['seconds'] for r in built) / 60:.0f} min of "
-                  f"machine time, run record {records}): the same proposals in {int(t.same_proposals.sum())} of {len(t)} searches, the "
+                  f"machine time, run record {records}): the same proposals in {int(t.same_proposals.sum())} of "
+                  f"{len(t)} searches (a GP's next proposal depends on the latencies it has measured, so timing "
+                  f"noise can change its path; random search's cannot), the "
                   f"same chosen network in {int(t.same_chosen.sum())}, the same validation counts in "
                   f"{int(t.same_counts.sum())}; live over table latency of the networks met: median "
                   f"{t.latency_ratio_median.median():.4f} (largest deviation "
