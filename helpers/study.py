@@ -117,7 +117,6 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     from helpers.io import write_json
     from helpers.params import per_dataset
     from helpers.pipeline import context
-    from helpers.provenance import current_record
     from helpers.params import load_profile
     from helpers.experiment import prepare
     from helpers.search import Objective, confirm_front, run_search
@@ -125,10 +124,7 @@ def run_study(cfg: StudyConfig, resume: bool = False, log=print, progress: bool 
     folder = open_folder(cfg, resume, within)
     layout = StudyLayout(folder)
     profile = within or record_profile(cfg)
-    before = json.loads(layout.run_record.read_text()) if layout.run_record.exists() else None
-    record = current_record(profile)  # the study's own run record, characterised, in its folder; every trial names it
-    if before and before.get("id") != record["id"]:  # a resume under other code or installs: keep the earlier record
-        write_json(layout.earlier_record(before["id"]), before)
+    record = layout.current_record(profile)  # the study's own, characterised, in its folder; every trial names it
     if executor is not None:
         from helpers.cluster import workers
 

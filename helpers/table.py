@@ -38,20 +38,6 @@ def record_profile(cfg: TableConfig) -> str:
     return f"{'smoke/' if cfg.profile == 'smoke' else ''}study/{cfg.name}"
 
 
-def table_record(cfg: TableConfig, layout: TableLayout) -> dict:
-    """This run's record, written as the folder's ``run_record.json``; the record it replaces there is kept as
-    ``run_records/<id>.json`` first, so a table measured in several runs (and its live check) names every run
-    record and every row's record stays on disk."""
-    from helpers.io import write_json
-    from helpers.provenance import current_record
-
-    before = json.loads(layout.run_record.read_text()) if layout.run_record.exists() else None
-    record = current_record(record_profile(cfg))
-    if before and before.get("id") != record["id"]:
-        write_json(layout.earlier_record(before["id"]), before)
-    return record
-
-
 def table_dir(cfg: TableConfig, machine_id: str) -> Path:
     return paths.results_dir(record_profile(cfg), machine_id)
 
@@ -194,7 +180,7 @@ def build_table(cfg: TableConfig, resume: bool = False, stages=STAGES, executor=
                          f"{', '.join(cfg.datasets)}); name one of those or add it to the config under a new name")
     folder = open_table(cfg, resume)
     layout = TableLayout(folder)
-    table_record(cfg, layout)
+    layout.current_record(record_profile(cfg))  # keeps the record it replaces
     bspec = BaselineSpec.parse(load_profile(cfg.profile)["common"]["baseline_spec"])
     for ds in [d for d in cfg.datasets if not datasets or d in datasets]:
         model, rec = bspec.build(cfg.architecture, ds, progress=progress)
@@ -436,7 +422,7 @@ class LiveOutcomes(dict):
         bspec = BaselineSpec.parse(load_profile(cfg.profile)["common"]["baseline_spec"])
         model, rec = bspec.build(cfg.architecture, dataset, progress=progress)
         self.base, self.layout = stage_channels(model), TableLayout(folder)
-        table_record(cfg, self.layout)
+        self.layout.current_record(record_profile(cfg))  # keeps the record it replaces
         ctx = context(dataset, cfg.finetune_images, cfg.val_images)
         self.test_ds = load_dataset(dataset, "test").subset(cfg.test_images)
         ref = json.loads(self.layout.reference(dataset).read_text())

@@ -240,6 +240,19 @@ class _ResultsFolder:
     def earlier_record(self, record_id: str) -> Path:
         return self.folder / "run_records" / f"{record_id}.json"
 
+    def current_record(self, profile: str) -> dict:
+        """This run's record of ``profile`` (written as ``run_record.json``); the record it replaces there is kept
+        as ``run_records/<id>.json`` first, so a folder measured in several runs (a resume under other code, a
+        table's live check) names every run record and every row's record stays on disk."""
+        from helpers.io import write_json
+        from helpers.provenance import current_record
+
+        before = json.loads(self.run_record.read_text()) if self.run_record.exists() else None
+        record = current_record(profile)
+        if before and before.get("id") != record["id"]:
+            write_json(self.earlier_record(before["id"]), before)
+        return record
+
     @property
     def figures(self) -> Path:
         return self.folder / "figures"

@@ -113,19 +113,17 @@ def test_a_dataset_outside_the_config_is_refused_before_anything_is_built(tmp_pa
 def test_a_run_that_replaces_the_folders_run_record_keeps_the_old_one(tmp_path, monkeypatch):
     """A build or a live check under new code writes its own run_record.json; the record the earlier rows name is
     kept in run_records/ first (a live check once replaced it without keeping it)."""
-    from helpers.table import table_record
     from helpers.trials import TableLayout
 
-    cfg = load_table_config(_config(tmp_path, name="records"))
     layout = TableLayout(tmp_path / "m-2c-000000")
     layout.folder.mkdir()
     layout.run_record.write_text(json.dumps({"id": "old000000000"}))
     monkeypatch.setattr("helpers.provenance.current_record", lambda profile: {"id": "new000000000"})
-    assert table_record(cfg, layout)["id"] == "new000000000"
+    assert layout.current_record("study/records")["id"] == "new000000000"
     assert json.loads(layout.earlier_record("old000000000").read_text()) == {"id": "old000000000"}
     layout.earlier_record("old000000000").unlink()
     layout.run_record.write_text(json.dumps({"id": "new000000000"}))
-    table_record(cfg, layout)  # the same record: nothing to keep
+    layout.current_record("study/records")  # the same record: nothing to keep
     assert not layout.earlier_record("new000000000").exists() and not layout.earlier_record("old000000000").exists()
 
 
