@@ -19,15 +19,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from helpers import paths
-from helpers.benchmarks import exit_status, judge
-from helpers.cluster import executor_for
-from helpers.study import run_study
-from helpers.study_config import load_study
+from helpers.core import paths
+from helpers.core.benchmarks import exit_status, judge
+from helpers.search.cluster import executor_for
+from helpers.experiments.study import run_study
+from helpers.experiments.study_config import load_study
 
 
 def paired_ratio(artifact: str, reference: str) -> float:
-    from helpers.latency import measure_tflite_paired
+    from helpers.deploy.latency import measure_tflite_paired
 
     return measure_tflite_paired(artifact, reference, 1).ratio
 

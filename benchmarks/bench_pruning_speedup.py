@@ -15,12 +15,12 @@ from pathlib import Path
 
 import torch
 
-from helpers.benchmarks import exit_status, judge
+from helpers.core.benchmarks import exit_status, judge
 from helpers.compress import Context
 from helpers.compress.plan import CompressionPlan
-from helpers.latency import measure_tflite
-from helpers.models import build_model, count_macs_params
-from helpers.pipeline import Timing, run_plan
+from helpers.deploy.latency import measure_tflite
+from helpers.networks.models import build_model, count_macs_params
+from helpers.search.pipeline import Timing, run_plan
 
 
 def main() -> None:

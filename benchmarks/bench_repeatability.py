@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from helpers.benchmarks import exit_status, judge
-from helpers.export import export_tflite
-from helpers.latency import measure_tflite
-from helpers.models import build_model
+from helpers.core.benchmarks import exit_status, judge
+from helpers.deploy.export import export_tflite
+from helpers.deploy.latency import measure_tflite
+from helpers.networks.models import build_model
 
 
 def main() -> None:

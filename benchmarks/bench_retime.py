@@ -17,22 +17,22 @@ from dataclasses import replace
 
 import numpy as np
 
-from helpers import paths
-from helpers.benchmarks import exit_status, judge
+from helpers.core import paths
+from helpers.core.benchmarks import exit_status, judge
 
 PROFILE = "smoke/bench-retime"  # artifacts and run record under runs/, never beside the committed table
 
 
 def main() -> None:
-    from helpers.baselines import BaselineSpec
-    from helpers.data import load_dataset
-    from helpers.latency import measure_tflite_paired
-    from helpers.models import stage_channels
-    from helpers.params import load_profile
-    from helpers.pipeline import context
-    from helpers.references import plain_int8_reference
-    from helpers.table import _Runner
-    from helpers.table_config import Lattice, load_table_config
+    from helpers.networks.baselines import BaselineSpec
+    from helpers.datasets.data import load_dataset
+    from helpers.deploy.latency import measure_tflite_paired
+    from helpers.networks.models import stage_channels
+    from helpers.networks.params import load_profile
+    from helpers.search.pipeline import context
+    from helpers.search.references import plain_int8_reference
+    from helpers.experiments.table import NetworkRunner
+    from helpers.experiments.table_config import Lattice, load_table_config
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--networks", type=int, default=4, help="networks of the space (narrowest, widest, random)")
@@ -47,7 +47,7 @@ def main() -> None:
     base = stage_channels(model)
     ctx = context(ds, cfg.finetune_images, 1024)
     pair = plain_int8_reference(model, rec)
-    runner = _Runner(cfg, model, rec, ctx, {"latency_reference": (paths.portable(pair[0]), pair[1])}, PROFILE, None, ds)
+    runner = NetworkRunner(cfg, model, rec, ctx, {"latency_reference": (paths.portable(pair[0]), pair[1])}, PROFILE, None, ds)
     nets = cfg.lattice().networks()
     rng = np.random.default_rng(0)
     picked = [nets[0], nets[-1]] + [nets[i] for i in rng.choice(np.arange(1, len(nets) - 1), args.networks - 2,

@@ -16,11 +16,11 @@ from pathlib import Path
 import pandas as pd
 import torch
 
-from helpers.benchmarks import exit_status, judge
-from helpers import paths
-from helpers.export import export_tflite
-from helpers.latency import measure_tflite, measure_torch, write_rows
-from helpers.models import build_model
+from helpers.core.benchmarks import exit_status, judge
+from helpers.core import paths
+from helpers.deploy.export import export_tflite
+from helpers.deploy.latency import measure_tflite, measure_torch, write_rows
+from helpers.networks.models import build_model
 
 WIDTHS = {"resnet18": 0.25, "mobilenet_v2": 0.5}
 

@@ -29,11 +29,11 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from helpers.benchmarks import exit_status, judge
-from helpers import paths
+from helpers.core.benchmarks import exit_status, judge
+from helpers.core import paths
 from helpers.compress.plan import CompressionPlan
 from helpers.compress.pruning import slope_ratios
-from helpers.search import Objective, run_search
+from helpers.search.engine import Objective, run_search
 
 STAGES = ["layer1", "layer2", "layer3", "layer4"]
 SENSITIVITY = {"layer1": 6.0, "layer2": 4.0, "layer3": 2.5, "layer4": 1.5}  # accuracy points lost at r = 1

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import json
+import os
 import sys
 
 
@@ -30,19 +32,19 @@ def _cmd_run(args) -> int:
 def _cmd_study(args) -> int:
     import pandas as pd
 
-    from helpers.plots import write_study_figures
-    from helpers.study import run_study
-    from helpers.study_analysis import cost_table, fidelity, verdict
-    from helpers.study_config import load_study
+    from helpers.reports.plots import write_study_figures
+    from helpers.experiments.study import run_study
+    from helpers.experiments.study_analysis import cost_table, fidelity, verdict
+    from helpers.experiments.study_config import load_study
 
-    from helpers.cluster import executor_for
+    from helpers.search.cluster import executor_for
 
     cfg = load_study(args.config, args.seeds, args.methods)  # checked whole before any baseline is touched
     planned = len(load_study(args.config).seeds) if args.seeds is not None else len(cfg.seeds)  # the registered seeds
     with executor_for(args.workers, args.scheduler) as executor:
         _, folder = run_study(cfg, args.resume, progress=not args.json, executor=executor,
                               worker_threads=args.worker_threads)
-    from helpers.trials import StudyLayout
+    from helpers.search.store import StudyLayout
 
     layout = StudyLayout(folder)
     chosen = pd.read_csv(layout.chosen)  # every seed and method run so far, not only this call's
@@ -60,7 +62,7 @@ def _cmd_study(args) -> int:
     c = cost_table(folder)
     if len(c):
         print("seconds per trial by phase:\n" + c.round(1).to_string())
-    from helpers.curve import answer_for
+    from helpers.analysis.curve import answer_for
 
     for r in chosen.itertuples():  # each chosen plan against narrow networks trained from scratch (make controls)
         ref_path = layout.reference(r.dataset)
@@ -73,14 +75,14 @@ def _cmd_study(args) -> int:
 
 
 def _cmd_controls(args) -> int:
-    from helpers.controls import load_controls, run_controls
-    from helpers.identity import machine
+    from helpers.experiments.controls import load_controls, run_controls
+    from helpers.core.identity import machine
 
     if args.stage in ("curve", "all"):
         run_controls(args.profile, progress=not args.quiet, fresh=args.fresh)
     if args.stage in ("scratch-b", "all"):
-        from helpers.figures import load_table
-        from helpers.scratch_b import run_scratch_b
+        from helpers.records.figures import load_table
+        from helpers.experiments.scratch_b import run_scratch_b
 
         if args.stage == "scratch-b" or load_table("search_summary", args.profile) is not None:
             run_scratch_b(args.profile, args.study, progress=not args.quiet)
@@ -96,28 +98,28 @@ def _cmd_controls(args) -> int:
 
 
 def _cmd_table(args) -> int:
-    from helpers.cluster import executor_for
-    from helpers.table import STAGES, build_table
-    from helpers.table_config import load_table_config
+    from helpers.search.cluster import executor_for
+    from helpers.experiments.table import STAGES, build_table
+    from helpers.experiments.table_config import load_table_config
 
     cfg = load_table_config(args.config)  # checked whole before any baseline is touched
     stages = STAGES if args.stage == "all" else (args.stage,)
     with executor_for(args.workers, args.scheduler) as executor:
         folder = build_table(cfg, args.resume, stages, executor=executor, progress=not args.quiet,
                              datasets=args.datasets)
-    from helpers.table_report import build_summary
+    from helpers.reports.table_report import build_summary
 
     print("\n".join(build_summary(cfg, folder)))
     return 0
 
 
 def _cmd_replay(args) -> int:
-    from helpers.table_config import load_table_config
-    from helpers.table_report import run_replays
+    from helpers.experiments.table_config import load_table_config
+    from helpers.reports.table_report import run_replays
 
     cfg = load_table_config(args.config)
     if args.live:
-        from helpers.table_report import run_live_check
+        from helpers.reports.table_report import run_live_check
 
         print("\n".join(run_live_check(cfg, progress=not args.json)))
         return 0
@@ -127,7 +129,7 @@ def _cmd_replay(args) -> int:
 
 
 def _cmd_baseline(args) -> int:
-    from helpers.baselines import import_baseline
+    from helpers.networks.baselines import import_baseline
 
     rec = import_baseline(args.arch, args.weights, args.data, args.input_size, progress=not args.json, out=args.out)
     if args.json:
@@ -140,8 +142,8 @@ def _cmd_baseline(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from helpers import paths
-    from helpers.report import build_report, readme_section, write_readme
+    from helpers.core import paths
+    from helpers.reports.report import build_report, readme_section, write_readme
 
     text = build_report(args.profile)
     readme = paths.ROOT / "README.md"
@@ -164,15 +166,15 @@ def _cmd_book(args) -> int:
     import time
     from pathlib import Path
 
-    from helpers import paths
-    from helpers.book import book_check, build_book
+    from helpers.core import paths
+    from helpers.reports.book import book_check, build_book
 
     t0 = time.perf_counter()
     index = build_book(args.profile, args.machine, Path(args.out) if args.out else None)
     problems = book_check(index)
     print(f"book of profile '{args.profile}' in {time.perf_counter() - t0:.1f} s: {paths.portable(index)}")
     if args.check:
-        from helpers.browser import read_book
+        from helpers.reports.browser import read_book
 
         seen = read_book(index, index.parent / "screenshots")
         problems += seen["problems"]
@@ -191,10 +193,14 @@ def _print(obj, as_json: bool) -> None:
 
 
 def _cmd_export(args) -> int:
-    from helpers.checkpoints import load_model
-    from helpers.data import calibration_batches, load_dataset
-    from helpers.export import export_tflite
+    from helpers.networks.checkpoints import load_model
+    from helpers.datasets.data import calibration_batches, load_dataset
+    from helpers.deploy.export import export_tflite
 
+    from pathlib import Path
+
+    if Path(args.out).is_dir():  # answered before the minute of conversion, not after it
+        raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), args.out)
     model, cfg = load_model(args.checkpoint)
     calib = None
     if args.mode == "int8":
@@ -207,7 +213,7 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_inspect(args) -> int:
-    from helpers.inspection import inspect_tflite
+    from helpers.deploy.inspection import inspect_tflite
 
     rep = inspect_tflite(args.model)
     d = rep.to_dict(with_ops=args.ops)
@@ -218,8 +224,8 @@ def _cmd_inspect(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from helpers.inspection import inspect_tflite
-    from helpers.latency import measure_tflite
+    from helpers.deploy.inspection import inspect_tflite
+    from helpers.deploy.latency import measure_tflite
 
     inspect_tflite(args.model)  # a malformed file is answered in one sentence before the interpreter reads it
     res = measure_tflite(args.model, args.threads, repeats=args.repeats)
@@ -230,7 +236,7 @@ def _cmd_bench(args) -> int:
 
 
 def _cmd_edgetpu(args) -> int:
-    from helpers.edgetpu import report
+    from helpers.deploy.edgetpu import report
 
     rep = report(args.model, args.out_dir).to_dict()
     if args.json:
@@ -249,11 +255,11 @@ def _cmd_edgetpu(args) -> int:
 def _cmd_compress(args) -> int:
     from helpers.compress import Context
     from helpers.compress.plan import CompressionPlan
-    from helpers.data import load_dataset
+    from helpers.datasets.data import load_dataset
 
     from pathlib import Path
 
-    from helpers.io import check_output_folder
+    from helpers.core.io import check_output_folder
 
     if not Path(args.plan).is_file():
         raise FileNotFoundError(f"plan file {args.plan} does not exist; give the path of a plan YAML file")
@@ -263,15 +269,15 @@ def _cmd_compress(args) -> int:
         raise ValueError(f"plan {args.plan} has free parameters ({', '.join(f['name'] for f in free)}); give each a "
                          "value to compress, or search them with `python -m helpers search`")
     check_output_folder(args.out, ("model.tflite", "record.json"))  # before any training
-    from helpers.checkpoints import load_model
+    from helpers.networks.checkpoints import load_model
 
     model, cfg = load_model(args.checkpoint)
     size, ch = cfg["input_size"], cfg["in_channels"]
     ctx = Context(train_ds=load_dataset(cfg["dataset"], "train", size, ch).subset(args.finetune_images),
                   val_ds=load_dataset(cfg["dataset"], "val", size, ch), input_size=cfg["input_size"],
                   in_channels=cfg["in_channels"], progress=not args.json)
-    from helpers.pipeline import run_plan
-    from helpers.provenance import light_record
+    from helpers.search.pipeline import run_plan
+    from helpers.records.provenance import light_record
 
     res = run_plan(plan, model, ctx, args.out, val_images=args.val_images, provenance={"run_record": light_record()})
     res.pop("model")
@@ -289,9 +295,9 @@ def _cmd_compress(args) -> int:
 
 
 def _cmd_search(args) -> int:
-    from helpers.experiment import search_from_config
+    from helpers.experiments.experiment import search_from_config
 
-    from helpers.experiment import load_config
+    from helpers.experiments.experiment import load_config
 
     # with --json, stdout holds the JSON alone: the trials' progress lines go to stderr
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
@@ -299,16 +305,16 @@ def _cmd_search(args) -> int:
     cfg, b = load_config(args.config), result.best
     control = None
     if cfg["trial"] != "synthetic":  # the chosen plan against narrow networks trained from scratch (make controls)
-        from helpers.curve import answer_for
+        from helpers.analysis.curve import answer_for
 
         control = answer_for(cfg["profile"], cfg["baseline"]["model"], cfg["baseline"]["dataset"], ref,
                              ref["int8_latency_ms"] / b["latency_ms"] if b else None,
                              int((b or {}).get("val_n") or cfg["val_images"] or 1), cfg["threshold"],
                              b["accuracy"] if b else None)
-    from helpers.experiment import chosen_on_test
+    from helpers.experiments.experiment import chosen_on_test
 
     test = chosen_on_test(cfg, b)  # the verdict on test, once, after selection on validation
-    from helpers import paths
+    from helpers.core import paths
 
     chosen = str(paths.resolve(b["artifact"])) if b and b.get("artifact") else None  # a path that works from here
     out = {"trials": len(result.trials), "best": result.best, "pareto": result.pareto, "closest": result.closest,
@@ -330,7 +336,7 @@ def _cmd_search(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from helpers.params import PROFILES
+    from helpers.networks.params import PROFILES
 
     parser = argparse.ArgumentParser(prog="python -m helpers",
                                      description="Latency-aware compression workbench for edge inference.")
@@ -344,7 +350,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--only", help="comma-separated notebook prefixes, e.g. 01,02")
     p.set_defaults(func=_cmd_run)
 
-    from helpers.export import MODES
+    from helpers.deploy.export import MODES
 
     p = sub.add_parser("export", help="export a checkpoint to .tflite",
                        description="Export a trained checkpoint (.pt with its .json sidecar) to TensorFlow Lite.")
@@ -509,7 +515,7 @@ def explain(exc: BaseException) -> str | None:
 
     import yaml
 
-    from helpers.io import yaml_problem
+    from helpers.core.io import yaml_problem
 
     if isinstance(exc, yaml.YAMLError):
         return f"malformed YAML ({yaml_problem(exc)}); fix the syntax there"
@@ -533,7 +539,7 @@ def main(argv: list[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     if args.verbose:
-        from helpers.quiet import verbose
+        from helpers.core.quiet import verbose
 
         verbose()
     try:

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 
-from helpers import paths
-from helpers.params import ChainError, check_profile, load_profile, notebooks, parameters_for
+from helpers.core import paths
+from helpers.networks.params import ChainError, check_profile, load_profile, notebooks, parameters_for
 
 def chain_order(only: list[str] | str | None, books: dict[str, Path]) -> list[str]:
     """The notebooks to run, in chain order: all, or the prefixes of ``only`` (a list or '01,02').
@@ -36,7 +36,7 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
     """Execute the chain for ``profile`` (optionally only the given prefixes); stop at the first failure.
 
     Executed notebooks land in runs/<profile>/, and a reader's copy of each (the chapter, see
-    :func:`helpers.chapters.save_chapter`) in results/<profile>/<machine>/chapters/. Returns one row per notebook
+    :func:`helpers.records.chapters.save_chapter`) in results/<profile>/<machine>/chapters/. Returns one row per notebook
     with its seconds.
     Raises ChainError naming the notebook and the failing cell.
     """
@@ -46,7 +46,7 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
     check_profile(params, books, str(paths.PARAMS / f"{profile}.yaml"))  # every notebook's parameters, before any work
     out_dir = paths.run_dir(profile)
     out_dir.mkdir(parents=True, exist_ok=True)
-    from helpers.provenance import current_record, summary
+    from helpers.records.provenance import current_record, summary
 
     record = current_record(profile, params)  # measured once, before the first notebook; every table points to it
     log(f"[{profile}] run record {record['id']}: {summary(record)}")
@@ -64,8 +64,8 @@ def run_chain(profile: str, only: list[str] | None = None, log=print) -> list[di
 def _run_notebooks(profile, selected, books, params, out_dir, record, log) -> list[dict]:
     import papermill as pm
 
-    from helpers.chapters import chapters_dir, save_chapter
-    from helpers.io import write_json
+    from helpers.records.chapters import chapters_dir, save_chapter
+    from helpers.core.io import write_json
 
     times_path = out_dir / "chain_times.json"
     last = _read_times(times_path)
@@ -130,7 +130,7 @@ def _stamp(executed: Path, record_id: str) -> None:
     """Point an executed notebook at its run record (``metadata.run_record``), atomically."""
     import nbformat
 
-    from helpers.io import atomic_path
+    from helpers.core.io import atomic_path
 
     nb = nbformat.read(str(executed), as_version=4)
     nb.metadata["run_record"] = record_id

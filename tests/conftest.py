@@ -24,7 +24,8 @@ def _fast_tier_writes_no_data(request, monkeypatch, _glyph_scratch):
     data/ is rendered into a session temporary folder instead (a rendered one there is only read)."""
     if request.node.get_closest_marker("slow"):
         return
-    from helpers import glyphs, paths
+    from helpers.datasets import glyphs
+    from helpers.core import paths
 
     real = glyphs.render_glyphs
 
@@ -46,7 +47,7 @@ def smoke_chain():
     import subprocess
     import sys
 
-    from helpers import paths
+    from helpers.core import paths
 
     shutil.rmtree(paths.run_dir("smoke"), ignore_errors=True)
     return subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "smoke"], capture_output=True,

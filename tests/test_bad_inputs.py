@@ -10,7 +10,7 @@ import time
 import pytest
 import torch
 
-from helpers import paths
+from helpers.core import paths
 from helpers.cli import main
 
 PLAN = "steps:\n  - {method: structured, ratio: 0.5}\n  - {method: ptq, calibration: 8}\n"
@@ -27,8 +27,8 @@ log: {log}
 @pytest.fixture(scope="module")
 def files(tmp_path_factory):
     """A checkpoint with its sidecar, a broken sidecar, a wrong-architecture sidecar, text and fake models."""
-    from helpers.checkpoints import save_checkpoint
-    from helpers.models import build_model
+    from helpers.networks.checkpoints import save_checkpoint
+    from helpers.networks.models import build_model
 
     d = tmp_path_factory.mktemp("bad")
     cfg = {"model": "resnet18", "dataset": "fashion_mnist", "num_classes": 10, "in_channels": 1, "width": 0.25,
@@ -200,16 +200,16 @@ def test_a_params_file_is_checked_whole_before_the_first_notebook(tmp_path, monk
 
 
 @pytest.mark.parametrize("call,answer", [
-    (lambda: __import__("helpers.data", fromlist=["x"]).load_dataset("fashion_mnist", "val").subset(0),
+    (lambda: __import__("helpers.datasets.data", fromlist=["x"]).load_dataset("fashion_mnist", "val").subset(0),
      "positive whole number"),
-    (lambda: __import__("helpers.data", fromlist=["x"]).load_dataset("fashion_mnist", "val").subset(-1),
+    (lambda: __import__("helpers.datasets.data", fromlist=["x"]).load_dataset("fashion_mnist", "val").subset(-1),
      "positive whole number"),
-    (lambda: __import__("helpers.data", fromlist=["x"]).load_dataset("imagenet", "train"), "imagenet"),
-    (lambda: __import__("helpers.baselines", fromlist=["x"]).BaselineSpec.parse({"widths": {}, "epochs": {}, "lr0": 1}),
+    (lambda: __import__("helpers.datasets.data", fromlist=["x"]).load_dataset("imagenet", "train"), "imagenet"),
+    (lambda: __import__("helpers.networks.baselines", fromlist=["x"]).BaselineSpec.parse({"widths": {}, "epochs": {}, "lr0": 1}),
      "unknown key(s) lr0"),
     (lambda: __import__("helpers.compress.plan", fromlist=["x"]).CompressionPlan.from_dict({"steps": "ptq"}),
      "'steps' must be a non-empty list"),
-    (lambda: __import__("helpers.params", fromlist=["x"]).per_dataset("final_epochs", {"a": 1}, ["a", "b"]),
+    (lambda: __import__("helpers.networks.params", fromlist=["x"]).per_dataset("final_epochs", {"a": 1}, ["a", "b"]),
      "no value for dataset 'b'"),
 ])
 def test_python_api_answers_bad_values(call, answer):
@@ -219,9 +219,9 @@ def test_python_api_answers_bad_values(call, answer):
 
 
 def test_training_refuses_an_empty_dataset():
-    from helpers.data import ArrayDataset
-    from helpers.models import build_model
-    from helpers.train import TrainConfig, train
+    from helpers.datasets.data import ArrayDataset
+    from helpers.networks.models import build_model
+    from helpers.networks.train import TrainConfig, train
 
     empty = ArrayDataset(torch.zeros(0, 1, 32, 32), torch.zeros(0, dtype=torch.long), ["a", "b"], "x", "train", "fp")
     with pytest.raises(ValueError, match="cannot train on an empty dataset"):
@@ -229,9 +229,9 @@ def test_training_refuses_an_empty_dataset():
 
 
 def test_search_budget_zero_and_out_of_range_logs_are_refused(tmp_path):
-    from helpers.experiment import SyntheticTrial
-    from helpers.search import Objective, SearchError, run_search
-    from helpers.trials import append_log
+    from helpers.experiments.experiment import SyntheticTrial
+    from helpers.search.engine import Objective, SearchError, run_search
+    from helpers.search.store import append_log
 
     free = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.5}]
     obj = Objective("constrained", baseline_accuracy=0.92, threshold_points=1.0, reference_ms=1.0)

@@ -8,10 +8,10 @@ import time
 import nbformat
 import pytest
 
-from helpers import paths
-from helpers.book import BookError, book_check, build_book, chapter_question, chapter_title
-from helpers.chapters import SECTIONS, save_chapter, sections, typed_numbers
-from helpers.params import notebooks
+from helpers.core import paths
+from helpers.reports.book import BookError, book_check, build_book, chapter_question, chapter_title
+from helpers.records.chapters import SECTIONS, save_chapter, sections, typed_numbers
+from helpers.networks.params import notebooks
 
 CHAPTER_IDS = tuple(notebooks())
 
@@ -92,7 +92,7 @@ def test_book_refuses_a_machine_without_chapters(tmp_path):
 
 
 def _read_in_chromium(index, shots):
-    from helpers.browser import chromium_paths, read_book
+    from helpers.reports.browser import chromium_paths, read_book
 
     if chromium_paths() is None:
         pytest.skip("headless Chromium is missing: install the Debian packages chromium and chromium-driver (make setup)")

@@ -3,8 +3,8 @@ import sys
 
 import pytest
 
-from helpers import paths
-from helpers.params import ChainError, load_profile, notebooks, parameters_for
+from helpers.core import paths
+from helpers.networks.params import ChainError, load_profile, notebooks, parameters_for
 
 
 def test_profiles_parse_and_declare_known_names():
@@ -57,8 +57,8 @@ def test_smoke_chain_runs_every_notebook(smoke_chain):
     import nbformat
     import pandas as pd
 
-    from helpers.chapters import chapters_dir
-    from helpers.provenance import record_path
+    from helpers.records.chapters import chapters_dir
+    from helpers.records.provenance import record_path
 
     run = smoke_chain
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

@@ -6,9 +6,9 @@ import torch
 from helpers.compress import Context
 from helpers.compress.plan import CompressionPlan
 from helpers.compress.pruning import weight_sparsity
-from helpers.data import load_dataset
-from helpers.models import build_model, count_macs_params
-from helpers.pipeline import Timing, run_plan
+from helpers.datasets.data import load_dataset
+from helpers.networks.models import build_model, count_macs_params
+from helpers.search.pipeline import Timing, run_plan
 
 pytestmark = pytest.mark.slow
 
@@ -134,7 +134,7 @@ def test_cli_export_and_compress_from_a_checkpoint(tmp_path):
     import subprocess
     import sys
 
-    from helpers.checkpoints import save_checkpoint
+    from helpers.networks.checkpoints import save_checkpoint
 
     cfg = {"model": "resnet18", "dataset": "fashion_mnist", "num_classes": 10, "in_channels": 1, "width": 0.25,
            "input_size": 32}
@@ -168,7 +168,7 @@ def test_killing_compress_at_any_moment_leaves_a_whole_pair_or_none(tmp_path):
     import sys
     import time
 
-    from helpers.checkpoints import save_checkpoint
+    from helpers.networks.checkpoints import save_checkpoint
 
     cfg = {"model": "resnet18", "dataset": "fashion_mnist", "num_classes": 10, "in_channels": 1, "width": 0.25,
            "input_size": 32}

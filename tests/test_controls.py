@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from helpers.bars import bar_fraction, clears, clears_accuracy, correct_count
-from helpers.budget import epochs_for, passes, plan_passes, total_passes
-from helpers.curve import (BEATS, BELOW, FASTER, NO_CURVE, TIE, against_curve, answer, curve_points, difference,
+from helpers.core.bars import bar_fraction, clears, clears_accuracy, correct_count
+from helpers.core.budget import epochs_for, passes, plan_passes, total_passes
+from helpers.analysis.curve import (BEATS, BELOW, FASTER, NO_CURVE, TIE, against_curve, answer, curve_points, difference,
                            faster_control, interpolate)
-from helpers.models import build_model, reinitialise, stage_channels, uniform_channels
+from helpers.networks.models import build_model, reinitialise, stage_channels, uniform_channels
 
 
 # ---- budget bookkeeping ------------------------------------------------------------------------------------------
@@ -142,7 +142,8 @@ def test_the_tool_names_a_faster_narrow_network_that_meets_the_same_bar():
 def test_bad_control_specs_are_one_sentence_and_exit_2_before_training(tmp_path, monkeypatch, capsys, section, message):
     import yaml
 
-    from helpers import cli, paths
+    from helpers import cli
+    from helpers.core import paths
 
     params = yaml.safe_load((paths.PARAMS / "smoke.yaml").read_text())
     params["controls"] = section
@@ -150,7 +151,7 @@ def test_bad_control_specs_are_one_sentence_and_exit_2_before_training(tmp_path,
     monkeypatch.setattr(paths, "PARAMS", tmp_path)
     monkeypatch.setattr(paths, "RUNS", tmp_path / "runs")  # nothing may be written, not even a run record
     trained = []
-    monkeypatch.setattr("helpers.baselines.baseline", lambda *a, **k: trained.append(a))
+    monkeypatch.setattr("helpers.networks.baselines.baseline", lambda *a, **k: trained.append(a))
     assert cli.main(["controls", "--profile", "smoke", "--stage", "curve", "--quiet"]) == 2
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
@@ -160,9 +161,9 @@ def test_bad_control_specs_are_one_sentence_and_exit_2_before_training(tmp_path,
 @pytest.mark.slow
 def test_smoke_controls_run_end_to_end(tmp_path, monkeypatch):
     """The smoke profile's controls: trained, exported full-integer, timed paired, scored; a second run keeps them."""
-    from helpers import paths
-    from helpers.controls import load_controls, load_predictions, run_controls
-    from helpers.inspection import inspect_tflite
+    from helpers.core import paths
+    from helpers.experiments.controls import load_controls, load_predictions, run_controls
+    from helpers.deploy.inspection import inspect_tflite
 
     monkeypatch.setattr(paths, "RUNS", paths.RUNS)  # checkpoints are shared with the other tests (a cache)
     lines = []
@@ -195,7 +196,7 @@ def committed_controls(folder, accs=(0.92, 0.91, 0.88), speedups=(1.0, 2.0, 4.0)
 
 
 def test_a_study_elsewhere_gets_the_budget_matched_bar_but_no_curve_verdict(tmp_path):
-    from helpers.controls_report import study_controls
+    from helpers.reports.controls_report import study_controls
 
     (tmp_path / "default" / "xeon").mkdir(parents=True)
     committed_controls(tmp_path / "default" / "xeon")
@@ -215,7 +216,7 @@ def test_a_study_elsewhere_gets_the_budget_matched_bar_but_no_curve_verdict(tmp_
 
 
 def test_the_machine_section_states_convergence_budgets_and_the_answer(tmp_path):
-    from helpers.controls_report import machine_section
+    from helpers.reports.controls_report import machine_section
 
     committed_controls(tmp_path)
     pd.DataFrame({"dataset": "fashion_mnist", "seed": 0, "method": ["gp"], "int8_latency_ms": 0.1,
@@ -232,8 +233,8 @@ def test_the_machine_section_states_convergence_budgets_and_the_answer(tmp_path)
 
 
 def test_a_study_config_names_its_primary_bar_and_old_keys_stay(tmp_path):
-    from helpers.search import SearchError
-    from helpers.study_config import load_study
+    from helpers.search.engine import SearchError
+    from helpers.experiments.study_config import load_study
 
     assert load_study("params/studies/o8.yaml").key().startswith("6550075b0bbb")  # the committed study's key
     assert load_study("params/studies/o8-budget-matched.yaml").bar == "budget_matched"
@@ -247,10 +248,10 @@ def test_a_study_config_names_its_primary_bar_and_old_keys_stay(tmp_path):
 def test_scratch_b_keeps_the_pruned_architecture_and_draws_new_weights():
     import torch
 
-    from helpers.baselines import BaselineSpec
+    from helpers.networks.baselines import BaselineSpec
     from helpers.compress import Context
-    from helpers.data import ArrayDataset
-    from helpers.scratch_b import INHERIT, SCRATCH, TIE, pruned_architecture, train_scratch, verdict
+    from helpers.datasets.data import ArrayDataset
+    from helpers.experiments.scratch_b import INHERIT, SCRATCH, TIE, pruned_architecture, train_scratch, verdict
 
     torch.manual_seed(0)
     x, y = torch.randn(64, 1, 16, 16), torch.randint(0, 3, (64,))
@@ -274,7 +275,7 @@ def test_scratch_b_keeps_the_pruned_architecture_and_draws_new_weights():
 
 
 def test_the_search_names_the_budget_matched_bar_beside_todays():
-    from helpers.curve import matched_bar_clause
+    from helpers.analysis.curve import matched_bar_clause
 
     c = controls(accs=(0.92, 0.91, 0.88), n=1000).assign(fp32_val_accuracy=[0.92, 0.91, 0.88])
     assert "clears it" in matched_bar_clause(c, "resnet18", "d", 0.910, 1000, 1.0)  # 910 of 1000 is the bar exactly

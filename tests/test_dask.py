@@ -1,4 +1,4 @@
-"""Studies on a local Dask cluster (helpers.cluster): small trial specs, client-only logs, a worker killed mid-trial."""
+"""Studies on a local Dask cluster (helpers.search.cluster): small trial specs, client-only logs, a worker killed mid-trial."""
 
 import json
 import os
@@ -10,9 +10,9 @@ import time
 import pytest
 import yaml
 
-from helpers import paths
-from helpers.trials import read_log
-from helpers.study_config import load_study
+from helpers.core import paths
+from helpers.search.store import read_log
+from helpers.experiments.study_config import load_study
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
 # what a Dask trial adds to a serial trial's record, and which search of a seed ran a shared network first
@@ -38,7 +38,7 @@ def _quiet(*_):
 def test_a_trial_spec_is_small_and_names_its_checkpoint(tmp_path):
     import pickle
 
-    from helpers.cluster import TrialSpec, file_digest, trial_spec
+    from helpers.search.cluster import TrialSpec, file_digest, trial_spec
     from helpers.compress.plan import CompressionPlan
 
     ckpt = tmp_path / "b.pt"
@@ -54,8 +54,8 @@ def test_a_trial_spec_is_small_and_names_its_checkpoint(tmp_path):
 def test_a_study_on_two_local_workers_logs_what_a_serial_run_logs(tmp_path):
     """Random search proposes from its seed alone, so its trials match the serial run's one for one; the GP shares
     its initial points; every log has the serial run's length and record structure; the workers are recorded."""
-    from helpers.cluster import executor_for
-    from helpers.study import run_study
+    from helpers.search.cluster import executor_for
+    from helpers.experiments.study import run_study
 
     serial, spread = _study(tmp_path, "dask-serial"), _study(tmp_path, "dask-two-workers")
     try:
@@ -85,9 +85,9 @@ def test_a_study_on_two_local_workers_logs_what_a_serial_run_logs(tmp_path):
 def test_a_worker_killed_mid_trial_loses_nothing(tmp_path):
     """SIGKILL to a worker while it runs a trial: the trial is submitted once more, the study finishes, and every
     trial is logged exactly once (by the client)."""
-    from helpers.cluster import executor_for
-    from helpers.identity import machine
-    from helpers.study import run_study, study_dir
+    from helpers.search.cluster import executor_for
+    from helpers.core.identity import machine
+    from helpers.experiments.study import run_study, study_dir
 
     cfg = _study(tmp_path, "dask-kill")
     folder = study_dir(cfg, machine()["id"])

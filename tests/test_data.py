@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers import data, paths
-from helpers.data import DatasetUnavailable, load_dataset
+from helpers.datasets import data
+from helpers.core import paths
+from helpers.datasets.data import DatasetUnavailable, load_dataset
 
 
 def test_fashion_mnist_shapes_and_splits():
@@ -17,13 +18,15 @@ def test_fashion_mnist_shapes_and_splits():
     assert set(test.targets.unique().tolist()) == set(range(10))
 
 
-def test_validation_is_carved_from_train_and_disjoint():
-    idx_train = data._split_indices(60000, "train", data.SPLIT_SEED)
-    idx_val = data._split_indices(60000, "val", data.SPLIT_SEED)
-    assert len(np.intersect1d(idx_train, idx_val)) == 0
-    assert len(idx_train) + len(idx_val) == 60000
-    # fixed seed: the same split every time
-    assert np.array_equal(idx_val, data._split_indices(60000, "val", data.SPLIT_SEED))
+def test_validation_is_carved_from_train_and_disjoint(cifar_root):
+    """Through the public loader, on 100 random training images: validation and train are disjoint, together they
+    are the whole official training split, and the seeded split is the same every time."""
+    def rows(split):
+        return {bytes(x.numpy().tobytes()) for x in load_dataset("cifar10", split, root=cifar_root).images}
+
+    train, val = rows("train"), rows("val")
+    assert len(train) + len(val) == 100 and not train & val
+    assert rows("val") == val
 
 
 def test_channels_and_size_transforms():
@@ -49,7 +52,7 @@ CLONE_GROUPS = [
 
 def test_named_clone_groups_never_straddle_splits():
     """Every clone group lands in one split, for the design map as listed and for 25 split seeds."""
-    from helpers import glyphs
+    from helpers.datasets import glyphs
 
     design_of = {fam: d for d, fams in glyphs.load_designs().items() for fam in fams}
     for group in CLONE_GROUPS:
@@ -66,7 +69,7 @@ def test_glyphs_split_by_design_with_enough_held_out_designs(_glyph_scratch):
     train, test = load_dataset("glyphs", "train"), load_dataset("glyphs", "test")
     assert train.num_classes == 47 and len(train.classes) == 47
     assert "a" in train.classes and "c" not in train.classes  # case-ambiguous c merged into C
-    from helpers.glyphs import list_digest
+    from helpers.datasets.glyphs import list_digest
 
     meta = json.loads(next(p for root in (paths.DATA / "glyphs", _glyph_scratch / "glyphs")
                            for p in root.glob(f"glyphs_v4_{list_digest()}_*.json")).read_text())
@@ -86,7 +89,7 @@ def test_glyphs_split_by_design_with_enough_held_out_designs(_glyph_scratch):
 
 
 def test_pixel_net_merges_near_copies_only():
-    from helpers.glyphs import pixel_merges
+    from helpers.datasets.glyphs import pixel_merges
 
     rng = np.random.default_rng(0)
     base = rng.integers(0, 255, (4, 64)).astype(np.uint8)
@@ -98,7 +101,7 @@ def test_pixel_net_merges_near_copies_only():
 
 
 def test_missing_listed_font_names_its_package(tmp_path, monkeypatch):
-    from helpers import glyphs
+    from helpers.datasets import glyphs
 
     fake = tmp_path / "fonts.csv"
     fake.write_text("design,package,family,style,path\nx,fonts-nowhere,X,Regular,/nonexistent/X.ttf\n")

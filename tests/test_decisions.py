@@ -1,4 +1,4 @@
-"""Research decisions as tested functions (helpers.verdicts, helpers.selection, helpers.final_report) and the
+"""Research decisions as tested functions (helpers.analysis.verdicts, helpers.experiments.selection, helpers.analysis.final_report) and the
 notebook parameter contract (BaselineSpec, notebook defaults equal to smoke.yaml, thin notebooks)."""
 
 import ast
@@ -6,8 +6,8 @@ import ast
 import pandas as pd
 import pytest
 
-from helpers import paths
-from helpers.verdicts import composition_table, judge_parameters, target_verdict, within
+from helpers.core import paths
+from helpers.analysis.verdicts import composition_table, judge_parameters, target_verdict, within
 
 
 def sweep(rows):
@@ -49,7 +49,7 @@ def test_parameter_inside_the_noise_is_not_searched():
 
 
 def test_plan_trial_reuses_the_outcome_of_values_it_has_run(monkeypatch):
-    from helpers import trial as trial_module
+    from helpers.search import trial as trial_module
     from helpers.compress.plan import CompressionPlan
 
     calls = []
@@ -73,7 +73,7 @@ def test_plan_trial_reuses_the_outcome_of_values_it_has_run(monkeypatch):
 
 
 def test_per_dataset_repeats_a_number_and_names_a_missing_dataset():
-    from helpers.params import per_dataset
+    from helpers.networks.params import per_dataset
 
     assert per_dataset("final_epochs", 2.0, ["a", "b"]) == {"a": 2.0, "b": 2.0}
     with pytest.raises(ValueError, match="final_epochs has no value for dataset 'b'"):
@@ -97,7 +97,7 @@ def test_composition_table_compares_with_what_the_parts_predict():
 
 
 def test_search_space_frees_only_the_knobs_chosen_and_names_a_missing_range():
-    from helpers.selection import search_space, sweep_plan
+    from helpers.experiments.selection import search_space, sweep_plan
 
     default = {"ratio": 0.45, "stage_slope": 0.15, "importance": "lamp", "round_to": 8, "calibration": 64,
                "finetune_epochs": 0.25}
@@ -116,7 +116,7 @@ def test_search_space_frees_only_the_knobs_chosen_and_names_a_missing_range():
 
 
 def test_best_so_far_counts_only_finished_trials_over_the_bar():
-    from helpers.search import best_so_far
+    from helpers.search.engine import best_so_far
 
     trials = [{"status": "ok", "feasible": False, "latency_ms": 0.5}, {"status": "ok", "feasible": True, "latency_ms": 0.8},
               {"status": "failed"}, {"status": "ok", "feasible": True, "latency_ms": 0.6}]
@@ -126,8 +126,8 @@ def test_best_so_far_counts_only_finished_trials_over_the_bar():
 def test_verdict_lines_state_the_test_verdict_and_the_faster_misses(tmp_path):
     import pandas as pd
 
-    from helpers.final_report import summary_table, verdict_lines
-    from helpers.trials import append_log
+    from helpers.analysis.final_report import summary_table, verdict_lines
+    from helpers.search.store import append_log
 
     base = {"dataset": "d", "seed": 0, "fp32_val_accuracy": 0.92, "fp32_test_accuracy": 0.91, "int8_latency_ms": 0.11,
             "fp32_latency_ms": 0.35, "test_n": 1000}
@@ -148,7 +148,7 @@ def test_verdict_lines_state_the_test_verdict_and_the_faster_misses(tmp_path):
 
 
 def test_baseline_spec_names_bad_keys_and_missing_entries():
-    from helpers.baselines import BaselineSpec
+    from helpers.networks.baselines import BaselineSpec
 
     spec = BaselineSpec.parse({"widths": {"resnet18": 0.25}, "epochs": {"fashion_mnist": 1.0}})
     assert spec.batch_size == 128 and spec.train_images == 1024
@@ -170,7 +170,7 @@ def test_notebook_defaults_are_the_smoke_profile():
     """A notebook run by hand trains the same baselines and runs the same plans as the smoke chain."""
     import papermill as pm
 
-    from helpers.params import load_profile, parameters_for
+    from helpers.networks.params import load_profile, parameters_for
 
     smoke = load_profile("smoke")
     for path in _notebooks():
@@ -197,9 +197,9 @@ def test_network_key_merges_counts_not_criteria():
 
     from helpers.compress import Context
     from helpers.compress.plan import CompressionPlan
-    from helpers.data import ArrayDataset
-    from helpers.models import build_model
-    from helpers.trial import network_key
+    from helpers.datasets.data import ArrayDataset
+    from helpers.networks.models import build_model
+    from helpers.search.trial import network_key
 
     torch.manual_seed(0)
     model = build_model("resnet18", 10, 1, 0.25).eval()
@@ -217,8 +217,8 @@ def test_network_key_merges_counts_not_criteria():
 
 
 def test_pays_is_one_noise_aware_rule_for_tables_and_findings():
-    from helpers.findings import pool_findings
-    from helpers.tables import pays, with_speedups
+    from helpers.analysis.findings import pool_findings
+    from helpers.analysis.plan_rows import pays, with_speedups
 
     assert pays(1.10, 0.02) and not pays(1.04, 0.0) and not pays(1.10, 0.15)  # 10% inside a 15% spread: no gain
     rows = pd.DataFrame({"model": "m", "dataset": "d", "mode": "int8", "label": ["int8", "a", "b"],

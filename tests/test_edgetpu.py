@@ -10,11 +10,11 @@ import sys
 import pytest
 import torch
 
-from helpers import edgetpu
-from helpers.edgetpu import EdgeTPUError, offline_report, parse_compiler_report
-from helpers.export import export_tflite
-from helpers.inspection import inspect_tflite
-from helpers.models import build_model
+from helpers.deploy import edgetpu
+from helpers.deploy.edgetpu import EdgeTPUError, offline_report, parse_compiler_report
+from helpers.deploy.export import export_tflite
+from helpers.deploy.inspection import inspect_tflite
+from helpers.networks.models import build_model
 from tflite_graphs import act, build, weights
 
 REPORT = """Edge TPU Compiler version 16.0.384591198
@@ -246,7 +246,7 @@ def test_a_compiled_model_is_recognised_and_never_recompiled(tmp_path, monkeypat
     ("bad_tensor", "operator 0 refers to tensor 99, the subgraph has 2"),
 ])
 def test_malformed_models_get_one_sentence_and_exit_2(tmp_path, kind, answer):
-    from helpers.inspection import NotTFLiteError
+    from helpers.deploy.inspection import NotTFLiteError
 
     t = {"x": act(), "y": act()}
     ops = [("RELU", [99 if kind == "bad_tensor" else "x"], ["y"])]
@@ -260,7 +260,7 @@ def test_malformed_models_get_one_sentence_and_exit_2(tmp_path, kind, answer):
 
 
 def test_the_rules_are_data_with_sources():
-    from helpers.edgetpu_rules import COMPILER_VERSION, OPS
+    from helpers.deploy.edgetpu_rules import COMPILER_VERSION, OPS
 
     assert COMPILER_VERSION.startswith("16.0") and "PADV2" not in OPS and "DEQUANTIZE" not in OPS
     assert OPS["CONV_2D"][1].startswith("coral.ai/docs") and "published" in OPS["TILE"][1]
@@ -274,9 +274,9 @@ def test_prefix_latency_refuses_without_a_device_and_differences_prefix_times(mo
 
     import torch
 
-    from helpers import edgetpu, export, latency
-    from helpers.layers import blocks
-    from helpers.models import build_model
+    from helpers.deploy import edgetpu, export, latency
+    from helpers.deploy.layers import blocks
+    from helpers.networks.models import build_model
 
     model = build_model("resnet18", 10, 1, 0.25).eval()
     calib = torch.zeros(2, 1, 32, 32)

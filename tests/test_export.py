@@ -9,10 +9,10 @@ import pytest
 import torch
 from torch import nn
 
-from helpers.export import ExportError, export_tflite
-from helpers.inspection import NotTFLiteError, constant_values, inspect_tflite, is_full_integer
-from helpers.models import build_model
-from helpers.runtime import TFLiteClassifier
+from helpers.deploy.export import ExportError, export_tflite
+from helpers.deploy.inspection import NotTFLiteError, constant_values, inspect_tflite, is_full_integer
+from helpers.networks.models import build_model
+from helpers.deploy.runtime import TFLiteClassifier
 
 pytestmark = pytest.mark.slow
 
@@ -97,7 +97,7 @@ class ChannelShuffle(nn.Module):
 
 
 def test_channel_shuffle_exports_and_is_named(tmp_path):
-    from helpers.edgetpu import offline_report
+    from helpers.deploy.edgetpu import offline_report
 
     p = export_tflite(ChannelShuffle().eval(), tmp_path / "shuffle.tflite", "int8", [torch.randn(4, 1, 8, 8)],
                       input_size=8)

@@ -1,11 +1,11 @@
-"""A user's image folder as a dataset (helpers.imagefolder via load_dataset("imagefolder:<path>")): splits, sizes,
+"""A user's image folder as a dataset (helpers.datasets.imagefolder via load_dataset("imagefolder:<path>")): splits, sizes,
 modes, the fingerprint, and every bad folder answered in one sentence before anything is trained."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from helpers.data import load_dataset
+from helpers.datasets.data import load_dataset
 
 
 def _folder(root, classes=("cat", "dog", "owl"), n=10, mode="L", size=20, seed=0):
@@ -90,9 +90,9 @@ def _weights(tmp_path, classes=3, whole=False):
 def test_a_torchvision_state_dict_is_imported_as_a_baseline_that_loads_again(tmp_path, monkeypatch):
     import torch
 
-    from helpers import paths
-    from helpers.baselines import import_baseline
-    from helpers.checkpoints import load_model
+    from helpers.core import paths
+    from helpers.networks.baselines import import_baseline
+    from helpers.networks.checkpoints import load_model
 
     monkeypatch.setattr(paths, "CHECKPOINTS", tmp_path / "checkpoints")
     root = _folder(tmp_path / "pets", mode="RGB", size=40)
@@ -110,7 +110,7 @@ def test_bad_imports_get_one_sentence_and_exit_2_with_nothing_written(tmp_path):
     import subprocess
     import sys
 
-    from helpers import paths
+    from helpers.core import paths
 
     root = _folder(tmp_path / "pets", mode="RGB", size=40)
     _, good = _weights(tmp_path)
@@ -170,7 +170,7 @@ def _cli(*args):
     import subprocess
     import sys
 
-    from helpers import paths
+    from helpers.core import paths
 
     return subprocess.run([sys.executable, "-m", "helpers", *args], capture_output=True, text=True, cwd=paths.ROOT,
                           timeout=900)
@@ -189,7 +189,7 @@ def test_a_users_mobilenet_at_96_pixels_exports_at_96_and_is_timed(tmp_path):
     out = tmp_path / "m.tflite"
     r = _cli("export", ckpt, "--mode", "int8", "--out", str(out))
     assert r.returncode == 0, r.stderr[-2000:]
-    from helpers.inspection import inspect_tflite
+    from helpers.deploy.inspection import inspect_tflite
 
     info = inspect_tflite(out)
     assert info.full_integer and list(info.input_shape)[1:3] == [96, 96]  # NHWC, the user's size
@@ -212,7 +212,7 @@ def test_the_readme_example_runs_as_written_on_a_generated_folder(tmp_path):
     import subprocess
     import sys
 
-    from helpers import paths
+    from helpers.core import paths
 
     text = (paths.ROOT / "README.md").read_text()
     block = re.search(r"<!-- example: own network -->\n```bash\n(.*?)```\n<!-- end example -->", text, re.S).group(1)

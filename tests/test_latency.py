@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.latency import time_callable, time_paired
-from helpers.layers import block_inputs, blocks, torch_block_latency
-from helpers.models import build_model
+from helpers.deploy.latency import time_callable, time_paired
+from helpers.deploy.layers import block_inputs, blocks, torch_block_latency
+from helpers.networks.models import build_model
 
 
 def _busy(ms: float):
@@ -35,7 +35,7 @@ def test_noise_guard_repeats_and_flags():
 
 
 def test_a_noisy_attempt_is_measured_again_and_the_quiet_one_kept(monkeypatch):
-    from helpers import latency
+    from helpers.deploy import latency
 
     attempts = iter([np.array([1.0, 2.0, 1.0, 2.0, 1.0, 2.0]), np.array([1.0, 1.01, 0.99, 1.0, 1.0, 1.0])])
     monkeypatch.setattr(latency, "_block_times", lambda fn, calls, repeats: next(attempts))
@@ -71,12 +71,12 @@ def test_torch_block_latency_rows():
     rows = torch_block_latency(model, torch.randn(1, 1, 32, 32), repeats=5)
     assert len(rows) == 20 and all(r["torch_ms"] > 0 for r in rows)
     assert sum(r["macs"] for r in rows) == pytest.approx(
-        __import__("helpers.models", fromlist=["x"]).count_macs_params(model, 32, 1)[0], rel=0.01)
+        __import__("helpers.networks.models", fromlist=["x"]).count_macs_params(model, 32, 1)[0], rel=0.01)
 
 
 @pytest.mark.slow
 def test_lookup_table_caches_and_sums(tmp_path):
-    from helpers.lut import block_latency_table, table_vs_end_to_end
+    from helpers.deploy.lut import block_latency_table, table_vs_end_to_end
 
     model = build_model("resnet18", 10, 1, 0.125).eval()
     calib = torch.randn(4, 1, 32, 32)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from helpers.models import build_model, count_macs_params
+from helpers.networks.models import build_model, count_macs_params
 
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2"])

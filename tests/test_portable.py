@@ -3,8 +3,8 @@ files, and records read back from any checkout."""
 
 import json
 
-from helpers import paths
-from helpers.migrations import absolute_paths, relative_paths
+from helpers.core import paths
+from helpers.core.migrations import absolute_paths, relative_paths
 
 
 def test_no_absolute_path_under_results():

@@ -3,7 +3,8 @@ import shutil
 
 import pytest
 
-from helpers import identity, paths, provenance
+from helpers.core import identity, paths
+from helpers.records import provenance
 
 
 def test_code_digest_changes_with_one_line_of_pruning(tmp_path):
@@ -12,7 +13,7 @@ def test_code_digest_changes_with_one_line_of_pruning(tmp_path):
     before = identity.code_digest("compress", root=root)
     f = root / "compress" / "pruning.py"
     f.write_text(f.read_text() + "\n# one more line\n")
-    identity._digest.cache_clear()
+    identity.clear_digest_cache()
     assert identity.code_digest("compress", root=root) != before
     with pytest.raises(FileNotFoundError):
         identity.code_digest("nonexistent.py", root=root)
@@ -20,7 +21,7 @@ def test_code_digest_changes_with_one_line_of_pruning(tmp_path):
 
 def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
     """A changed helpers/compress/ means a new plan folder: cached plan artifacts are never reused across code."""
-    from helpers import pipeline
+    from helpers.search import pipeline
 
     seen = []
 
@@ -31,15 +32,15 @@ def test_plan_folder_depends_on_the_compression_code(monkeypatch, tmp_path):
         seen.append(out)
         raise Stop
 
-    monkeypatch.setattr("helpers.pipeline.run_plan", fake_run)
-    monkeypatch.setattr("helpers.provenance.current_record", lambda profile: {"id": "x"})
+    monkeypatch.setattr("helpers.search.pipeline.run_plan", fake_run)
+    monkeypatch.setattr("helpers.records.provenance.current_record", lambda profile: {"id": "x"})
 
     class Ctx:
         train_ds = val_ds = [0] * 4
 
     plan = {"name": "p", "steps": [{"method": "ptq"}]}
     for salt in ("aaa", "bbb"):
-        monkeypatch.setattr("helpers.identity.code_digest", lambda *m, salt=salt, **k: salt)
+        monkeypatch.setattr("helpers.core.identity.code_digest", lambda *m, salt=salt, **k: salt)
         with pytest.raises(Stop):
             pipeline.plan_row(plan, None, {"path": "ckpt.pt", "config": {}}, Ctx(), "smoke")
     assert seen[0] != seen[1]
@@ -69,7 +70,7 @@ def test_machine_fingerprint_names_cpu_and_flags():
 def test_record_has_the_fields_and_tables_point_to_it(tmp_path, monkeypatch):
     import pandas as pd
 
-    from helpers.figures import save_table
+    from helpers.records.figures import save_table
 
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     monkeypatch.setattr(provenance, "characterise", lambda threads=1: {"int8_ms": 1.0, "fp32_ms": 2.0, "int8_speedup": 2.0})
@@ -84,7 +85,7 @@ def test_record_has_the_fields_and_tables_point_to_it(tmp_path, monkeypatch):
 
 
 def test_an_output_folder_is_replaced_as_one_unit(tmp_path):
-    from helpers.io import atomic_folder
+    from helpers.core.io import atomic_folder
 
     out = tmp_path / "plan"
     with atomic_folder(out, owned=("model.tflite", "record.json")) as tmp:
@@ -112,9 +113,12 @@ def test_export_caches_hash_every_module_that_shapes_an_artifact(tmp_path):
     import ast
     import shutil
 
-    tree = ast.parse((identity.PACKAGE_DIR / "export.py").read_text())
-    imported = {n.module.split(".")[1] for n in ast.walk(tree)
-                if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("helpers.")}
+    tree = ast.parse(identity.module_file("export").read_text())
+    imported = set()
+    for n in ast.walk(tree):  # from helpers.core import io -> io; from helpers.deploy.int8_recipe import x -> int8_recipe
+        if isinstance(n, ast.ImportFrom) and n.module and n.module.startswith("helpers."):
+            parts = n.module.split(".")
+            imported |= {parts[2]} if len(parts) > 2 else {a.name for a in n.names}
     assert imported - {m[:-3] for m in identity.EXPORT_CODE} <= {"io", "quiet"}, imported
     pkg = tmp_path / "helpers"
     shutil.copytree(identity.PACKAGE_DIR, pkg, ignore=shutil.ignore_patterns("__pycache__"))
@@ -123,6 +127,7 @@ def test_export_caches_hash_every_module_that_shapes_an_artifact(tmp_path):
     for name, modules in keys.items():
         for module in [m for m in modules if m.endswith(".py")]:
             before = identity.code_digest(*modules, root=pkg)
-            (pkg / module).write_text((pkg / module).read_text() + "\n# one line more\n")
-            identity._digest.cache_clear()
+            source = identity.module_file(module, root=pkg)
+            source.write_text(source.read_text() + "\n# one line more\n")
+            identity.clear_digest_cache()
             assert identity.code_digest(*modules, root=pkg) != before, f"{name} ignores {module}"

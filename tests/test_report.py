@@ -3,11 +3,11 @@ import json
 import pandas as pd
 import pytest
 
-from helpers import paths
-from helpers.verdicts import composition_verdict
-from helpers.findings import layer_findings, pool_findings
-from helpers.report import BEGIN, END, build_report, readme_section, write_readme
-from helpers.stats import difference_noise, group_accuracy, wilson_interval
+from helpers.core import paths
+from helpers.analysis.verdicts import composition_verdict
+from helpers.analysis.findings import layer_findings, pool_findings
+from helpers.reports.report import BEGIN, END, build_report, readme_section, write_readme
+from helpers.core.stats import difference_noise, group_accuracy, wilson_interval
 
 
 def test_readme_results_equal_the_report_of_the_committed_tables():
@@ -78,7 +78,7 @@ def test_findings_follow_the_numbers():
 
 
 def test_o8_verdict_says_by_how_much_it_misses():
-    from helpers.verdicts import o8_verdict
+    from helpers.analysis.verdicts import o8_verdict
 
     assert o8_verdict(0.900, 0.905, 1.0, 2.5, 6.0)["met"]
     v = o8_verdict(0.880, 0.905, 1.0, 1.5, 6.0)
@@ -86,7 +86,7 @@ def test_o8_verdict_says_by_how_much_it_misses():
 
 
 def test_one_method_per_sub_domain_within_the_budget():
-    from helpers.verdicts import choose_per_sub_domain
+    from helpers.analysis.verdicts import choose_per_sub_domain
 
     pool = pd.DataFrame({"model": "m", "dataset": "d", "category": ["structured", "structured", "clustering"],
                          "label": ["structured 0.3", "structured 0.6", "clustering 16"], "speedup": [1.3, 2.2, 1.0],
@@ -98,7 +98,7 @@ def test_one_method_per_sub_domain_within_the_budget():
 
 
 def test_missing_search_space_is_named(tmp_path):
-    from helpers.search_space import read_space, write_space
+    from helpers.experiments.search_space import read_space, write_space
 
     with pytest.raises(FileNotFoundError, match="run notebook 06 first"):
         read_space(tmp_path / "search_space.yaml")
@@ -113,12 +113,17 @@ def test_missing_search_space_is_named(tmp_path):
 def test_compress_imports_nothing_from_export_latency_runtime():
     import ast
 
+    from helpers.core.identity import module_file
+
+    banned = {"export", "latency", "runtime"}
     for f in (paths.ROOT / "helpers" / "compress").glob("*.py"):
         for node in ast.walk(ast.parse(f.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module:
-                assert node.module not in ("helpers.export", "helpers.latency", "helpers.runtime"), f"{f.name}: {node.module}"
-    for name in ("latency.py", "lut.py"):
-        assert "helpers.checkpoints" not in (paths.ROOT / "helpers" / name).read_text()
+                taken = {node.module.split(".")[-1]} | ({a.name for a in node.names} if node.module == "helpers.deploy"
+                                                         else set())
+                assert not taken & banned, f"{f.name}: {node.module}"
+    for name in ("latency", "lut"):
+        assert "checkpoints" not in module_file(name).read_text()
 
 
 def test_export_spec_comes_from_the_quantisation_step():
@@ -145,7 +150,7 @@ def test_report_flags_tables_of_another_run(tmp_path):
 def test_generated_folders_do_not_make_the_tree_dirty(monkeypatch, tmp_path):
     import subprocess
 
-    from helpers import provenance
+    from helpers.records import provenance
 
     env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t",
            "PATH": "/usr/bin:/bin"}
@@ -165,7 +170,7 @@ def test_generated_folders_do_not_make_the_tree_dirty(monkeypatch, tmp_path):
 def test_every_benchmark_target_has_a_reference_row_and_is_judged_both_ways():
     import re
 
-    from helpers.benchmarks import judge
+    from helpers.core.benchmarks import judge
 
     for script in (paths.ROOT / "benchmarks").glob("bench_*.py"):
         for bench, metric in re.findall(r"judge\(\s*['\"](\w+)['\"],\s*['\"]([^'\"]+)['\"]", script.read_text()):
@@ -179,7 +184,7 @@ def test_every_benchmark_target_has_a_reference_row_and_is_judged_both_ways():
 
 
 def test_a_missed_benchmark_target_makes_the_script_fail(monkeypatch):
-    from helpers import benchmarks
+    from helpers.core import benchmarks
 
     monkeypatch.setattr(benchmarks, "MISSED", [])
     metric = "max-min spread of the median (fraction)"
@@ -190,7 +195,7 @@ def test_a_missed_benchmark_target_makes_the_script_fail(monkeypatch):
 
 
 def test_the_o8_verdict_compares_the_test_bar_as_counts():
-    from helpers.verdicts import o8_verdict
+    from helpers.analysis.verdicts import o8_verdict
 
     fp32 = 0.9088000059127808  # float32 of 9088/10000; the bar is 8988 of 10000
     assert not o8_verdict(0.8988, fp32, 1.0, 2.5, 6.0)["accuracy_met"]  # floats: 1e-9 under, a miss

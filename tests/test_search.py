@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from helpers.search import Objective, SearchError, confirm_front, run_search
-from helpers.experiment import SyntheticTrial, load_config
-from helpers.trials import append_log, read_log
+from helpers.search.engine import Objective, SearchError, confirm_front, run_search
+from helpers.experiments.experiment import SyntheticTrial, load_config
+from helpers.search.store import append_log, read_log
 
 FREE = [{"name": "0.structured.ratio", "kind": "float", "low": 0.1, "high": 0.9},
         {"name": "0.structured.importance", "kind": "choice", "choices": ["l1", "lamp"]}]
@@ -179,7 +179,7 @@ def test_bad_config_fields(tmp_path):
     with pytest.raises(SearchError, match="field 'threshold': 101 is out of range"):
         load_config(cfg)
     cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl").replace("low: 0.1", "low: 0.9"))
-    from helpers.experiment import search_from_config
+    from helpers.experiments.experiment import search_from_config
     with pytest.raises(SearchError, match="field 'ratio': empty range"):
         search_from_config(cfg)
     cfg.write_text(CONFIG.format(sleep=0, budget=3, log=tmp_path / "l.jsonl") + "final_epochs: -1\n")
@@ -188,7 +188,7 @@ def test_bad_config_fields(tmp_path):
 
 
 def test_config_search_with_a_final_fidelity(tmp_path):
-    from helpers.experiment import search_from_config
+    from helpers.experiments.experiment import search_from_config
 
     cfg = tmp_path / "c.yaml"
     cfg.write_text(CONFIG.format(sleep=0, budget=6, log=tmp_path / "l.jsonl") + "final_epochs: 1.0\nfinal_runs: 2\n")
@@ -251,7 +251,7 @@ def test_a_log_from_another_search_space_is_refused(tmp_path):
 
 
 def test_the_reference_is_measured_once_per_search(tmp_path):
-    from helpers.trials import stored_reference
+    from helpers.search.store import stored_reference
 
     art = tmp_path / "int8.tflite"
     art.write_bytes(b"x")
@@ -298,14 +298,14 @@ def test_the_search_decides_feasibility_as_counts_when_both_image_counts_are_kno
     obj = Objective("constrained", stored, 1.0, 1.0, baseline_n=2000)
     assert obj.feasible(1804 / 2000, 2000) and not obj.feasible(1803 / 2000, 2000)
     assert not Objective("constrained", stored, 1.0, 1.0).feasible(1804 / 2000)  # the float rule, kept for no counts
-    from helpers.search import trial_row
+    from helpers.search.engine import trial_row
 
     row = trial_row(0, {}, {"accuracy": 0.902, "latency_ms": 0.5, "val_n": 2000}, 1.0, obj, {})
     assert row["feasible"] is True
 
 
 def test_a_trial_record_is_typed_round_trips_and_a_mistyped_line_is_skipped(tmp_path):
-    from helpers.trials import TrialRecord, read_records
+    from helpers.search.store import TrialRecord, read_records
 
     row = {"trial": 0, "values": {"a": 1}, "status": "ok", "accuracy": 0.902, "val_n": 2000, "latency_ms": 0.5,
            "kind": "inherit"}

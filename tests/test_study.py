@@ -1,4 +1,4 @@
-"""The O8 study (helpers.study): config checks, the pre-registered verdict, the fidelity report, and a tiny
+"""The O8 study (helpers.experiments.study): config checks, the pre-registered verdict, the fidelity report, and a tiny
 study end to end on the smoke profile (report, SIGKILL at three moments then --resume)."""
 
 import json
@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from helpers import paths
-from helpers.search import SearchError
-from helpers.trials import append_log
-from helpers.study_analysis import fidelity, verdict
-from helpers.study_config import load_study, parse_seeds
+from helpers.core import paths
+from helpers.search.engine import SearchError
+from helpers.search.store import append_log
+from helpers.experiments.study_analysis import fidelity, verdict
+from helpers.experiments.study_config import load_study, parse_seeds
 
 SMOKE = paths.PARAMS / "studies" / "smoke.yaml"
 
@@ -51,7 +51,7 @@ def test_bad_study_configs_are_answered_in_one_sentence(tmp_path, changes, answe
 
 
 def test_a_results_folder_of_another_config_is_refused(tmp_path, monkeypatch):
-    from helpers.study import open_folder
+    from helpers.experiments.study import open_folder
 
     monkeypatch.setattr(paths, "RUNS", tmp_path)
     cfg = load_study(_config(tmp_path))
@@ -90,7 +90,7 @@ def test_fidelity_reports_rank_correlation_and_gain(tmp_path):
 
 
 def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the_prior():
-    from helpers.study_analysis import calibrated_slack
+    from helpers.experiments.study_analysis import calibrated_slack
 
     def runs(pairs):
         return [{"status": "ok", "screen_accuracy": s, "accuracy": f} for s, f in pairs]
@@ -106,8 +106,8 @@ def test_calibrated_slack_fits_final_on_screening_accuracy_and_falls_back_to_the
 
 
 def test_a_calibrated_rule_is_fixed_per_seed_and_counted_in_the_fidelity_report(tmp_path, monkeypatch):
-    from helpers import study_analysis
-    from helpers.study import search_slack
+    from helpers.experiments import study_analysis
+    from helpers.experiments.study import search_slack
 
     monkeypatch.setattr(study_analysis, "MIN_CALIBRATION_RUNS", 4)
 
@@ -129,7 +129,7 @@ def test_a_calibrated_rule_is_fixed_per_seed_and_counted_in_the_fidelity_report(
 
 def test_the_registered_study_keeps_its_key():
     """Fields added after the study ran (screen_rule at its default) leave its committed folder's key unchanged."""
-    from helpers.study import committed
+    from helpers.experiments.study import committed
 
     cfg = load_study(paths.PARAMS / "studies" / "o8.yaml")
     stored = [json.loads(p.read_text())["key"] for p in (paths.RESULTS / "study" / cfg.name).glob("*/study.json")]
@@ -142,12 +142,12 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
     """SIGKILL at three moments, then --resume: no finished trial lost or repeated, and every search is the
     uninterrupted one (its log, replayed through a search that returns the logged outcomes, gives the same
     trials in the same order); the report writes the study section."""
-    from helpers.identity import machine
-    from helpers.report import study_sections
-    from helpers.search import Objective, run_search
-    from helpers.trials import read_log
+    from helpers.core.identity import machine
+    from helpers.reports.report import study_sections
+    from helpers.search.engine import Objective, run_search
+    from helpers.search.store import read_log
     from helpers.compress.plan import CompressionPlan
-    from helpers.study import study_dir
+    from helpers.experiments.study import study_dir
 
     cfg_path = _config(tmp_path, name="smoke-study-test")
     cfg = load_study(cfg_path)
@@ -204,8 +204,8 @@ def test_a_tiny_study_end_to_end_and_resumed_after_three_kills(tmp_path):
 def _scratch_b_of_the_study(cfg_path, chosen):
     """Scratch-B of the study's chosen plans (issue 21): one plan's artifact taken as made elsewhere, so it is built
     again here; both sides measured; a second call keeps every row."""
-    from helpers import scratch_b
-    from helpers.figures import load_table
+    from helpers.experiments import scratch_b
+    from helpers.records.figures import load_table
 
     table = "scratch_b-smoke-study-test"
     original = scratch_b.chosen_plans
@@ -228,7 +228,7 @@ def _scratch_b_of_the_study(cfg_path, chosen):
         assert again == []
     finally:
         scratch_b.chosen_plans = original
-        from helpers.provenance import record_path
+        from helpers.records.provenance import record_path
 
         (record_path("smoke").parent / f"{table}.csv").unlink(missing_ok=True)
 
@@ -240,8 +240,8 @@ def test_an_unfinished_study_gets_no_verdict():
 
 
 def test_the_bar_as_counts_rechooses_plans_exactly_on_the_bar_and_floats_reproduce_the_study(tmp_path):
-    from helpers.study_analysis import chosen_by_counts
-    from helpers.trials import StudyLayout
+    from helpers.experiments.study_analysis import chosen_by_counts
+    from helpers.search.store import StudyLayout
 
     layout = StudyLayout(tmp_path)
     ref = 0.9120000004768372  # float32 of 1824/2000: the bar 0.902 is 1804 of 2000
@@ -265,8 +265,8 @@ def test_study_figures_read_one_trials_frame_not_the_folder(tmp_path):
     import matplotlib
 
     matplotlib.use("Agg")
-    from helpers.plots import screening_vs_final, study_convergence, study_pareto
-    from helpers.trials import StudyLayout, study_trials
+    from helpers.reports.plots import screening_vs_final, study_convergence, study_pareto
+    from helpers.search.store import StudyLayout, study_trials
 
     layout = StudyLayout(tmp_path)
     layout.reference("d").write_text(json.dumps({"int8_latency_ms": 1.0}))

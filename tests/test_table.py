@@ -1,4 +1,4 @@
-"""The tabular benchmark (helpers.table*, helpers.replay): config checks, optimisers replayed on a synthetic table,
+"""The tabular benchmark (helpers.experiments.table*, helpers.experiments.replay): config checks, optimisers replayed on a synthetic table,
 the paired comparison, and a smoke-sized table built, replayed and refused on bad input end to end."""
 
 import json
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import paths
-from helpers.objective import Objective
-from helpers.replay import TableSearch, replay
-from helpers.table_config import Lattice, load_table_config
+from helpers.core import paths
+from helpers.search.objective import Objective
+from helpers.experiments.replay import TableSearch, replay
+from helpers.experiments.table_config import Lattice, load_table_config
 
 SMOKE = paths.PARAMS / "tables" / "smoke.yaml"
 FULL = paths.PARAMS / "tables" / "o8-table.yaml"
@@ -43,7 +43,7 @@ def test_bad_table_configs_are_answered_in_one_sentence(tmp_path, changes, answe
 
 
 def test_the_registered_space_holds_the_controls_uniform_widths():
-    from helpers.models import uniform_channels
+    from helpers.networks.models import uniform_channels
 
     cfg = load_table_config(FULL)
     nets = set(cfg.lattice().networks())
@@ -102,7 +102,7 @@ def test_random_search_over_the_whole_space_finds_the_best():
 
 
 def test_a_dataset_outside_the_config_is_refused_before_anything_is_built(tmp_path):
-    from helpers.table import build_table, table_dir
+    from helpers.experiments.table import build_table, table_dir
 
     cfg = load_table_config(_config(tmp_path, name="refused"))
     with pytest.raises(ValueError, match="dataset 'glyphs' is not in the table's config .its datasets: fashion_mnist"):
@@ -113,12 +113,12 @@ def test_a_dataset_outside_the_config_is_refused_before_anything_is_built(tmp_pa
 def test_a_run_that_replaces_the_folders_run_record_keeps_the_old_one(tmp_path, monkeypatch):
     """A build or a live check under new code writes its own run_record.json; the record the earlier rows name is
     kept in run_records/ first (a live check once replaced it without keeping it)."""
-    from helpers.trials import TableLayout
+    from helpers.search.store import TableLayout
 
     layout = TableLayout(tmp_path / "m-2c-000000")
     layout.folder.mkdir()
     layout.run_record.write_text(json.dumps({"id": "old000000000"}))
-    monkeypatch.setattr("helpers.provenance.current_record", lambda profile: {"id": "new000000000"})
+    monkeypatch.setattr("helpers.records.provenance.current_record", lambda profile: {"id": "new000000000"})
     assert layout.current_record("study/records")["id"] == "new000000000"
     assert json.loads(layout.earlier_record("old000000000").read_text()) == {"id": "old000000000"}
     layout.earlier_record("old000000000").unlink()
@@ -136,7 +136,7 @@ def test_bad_replays_are_refused():
 
 
 def test_the_paired_comparison_tells_better_equivalent_and_not_shown_apart():
-    from helpers.table_analysis import compare
+    from helpers.analysis.table_analysis import compare
 
     rng = np.random.default_rng(0)
     b = 1 + rng.random(50)
@@ -159,10 +159,10 @@ def test_the_paired_comparison_tells_better_equivalent_and_not_shown_apart():
 def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypatch):
     """The whole path on the smoke profile: build (2 pruned networks, Scratch-B, a second seed), a second call that
     measures nothing, the replay with its verdicts, and the CLI's refusals (exit 2, one sentence)."""
-    from helpers.identity import machine
-    from helpers.table import build_table, table_dir, table_frame
-    from helpers.table_analysis import table_search
-    from helpers.table_report import run_replays
+    from helpers.core.identity import machine
+    from helpers.experiments.table import build_table, table_dir, table_frame
+    from helpers.analysis.table_analysis import table_search
+    from helpers.reports.table_report import run_replays
 
     cfg = load_table_config(SMOKE)
     folder = table_dir(cfg, machine()["id"])
@@ -198,7 +198,7 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
         assert (folder / "figures" / f"fashion_mnist-{name}.png").stat().st_size > 1000
     space, _ = table_search(cfg, folder, "fashion_mnist")
     assert space.best_latency() > 0
-    from helpers.table_report import run_live_check
+    from helpers.reports.table_report import run_live_check
 
     out = run_live_check(cfg, progress=False)  # GP and random, 2 seeds each, every network built again now
     import pandas as pd
@@ -206,7 +206,7 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     check = pd.read_csv(folder / "fashion_mnist-live-check.csv")
     assert len(check) == 4 and check.same_counts.all()  # training is deterministic: the same images right
     assert "live and replayed searches agree" in out[-1]
-    from helpers.table_report import table_section
+    from helpers.reports.table_report import table_section
 
     text = "\n".join(table_section(folder))  # the README's findings: seed noise, verdicts with W, answer, live check
     assert "fine-tuned again with training seed 1" in text and "Wilcoxon signed-rank W and p" in text
@@ -217,7 +217,7 @@ def test_a_smoke_table_is_built_resumed_replayed_and_guarded(tmp_path, monkeypat
     other, real = "other-2c-000000", machine()
     there = table_dir(cfg, other)
     shutil.rmtree(there, ignore_errors=True)
-    monkeypatch.setattr("helpers.identity.machine", lambda: {**real, "id": other})
+    monkeypatch.setattr("helpers.core.identity.machine", lambda: {**real, "id": other})
     try:
         with pytest.raises(ValueError, match=f"rows measured on {folder.name}; pass --resume"):
             build_table(cfg, resume=False, progress=False)
@@ -256,8 +256,8 @@ def test_the_findings_give_the_seed_noise_and_the_answer_against_the_uniform_wid
     fastest pruned network that clears the bar against the uniform widths from scratch, with test counts."""
     from dataclasses import asdict
 
-    from helpers.table_report import table_section
-    from helpers.trials import TableLayout, append_log
+    from helpers.reports.table_report import table_section
+    from helpers.search.store import TableLayout, append_log
 
     space = {"layer1": [8, 16], "layer2": [16, 32], "layer3": [32, 64], "layer4": [64, 128]}
     cfg = load_table_config(_config(tmp_path, space=space, uniform=[0.5], threshold=1.0))

@@ -2,10 +2,10 @@
 import pytest
 import torch
 
-from helpers.checkpoints import CheckpointError, load_into, read_sidecar, save_checkpoint
-from helpers.data import load_dataset
-from helpers.models import build_model
-from helpers.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
+from helpers.networks.checkpoints import CheckpointError, load_into, read_sidecar, save_checkpoint
+from helpers.datasets.data import load_dataset
+from helpers.networks.models import build_model
+from helpers.networks.train import TrainConfig, evaluate, resolve_precision, seed_everything, train
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,14 @@
-"""The compression pool: a registry of methods (each with parameters, an apply and a verify step) and plans."""
+"""The compression pool: a registry of methods (each with parameters, an apply and a verify step) and plans.
+
+Layer 5 of the house (``helpers.LAYERS``): its modules import only this package and the packages below it (the
+int8 recipe and the .tflite reader of ``deploy`` verify what a method did to the deployed model).
+"""
 
 from helpers.compress.registry import METHODS, Context, Method, Param  # noqa: F401
 from helpers.compress import pruning, lowrank, clustering, quantization, recovery  # noqa: F401,E402  (registers)
+
+__all__ = ["METHODS", "Context", "Method", "Param", "method_table", "clustering", "lowrank", "plan", "pruning",
+           "quantization", "recovery", "registry"]
 
 
 def method_table():

@@ -38,7 +38,7 @@ def _clustering():
         worst = max(len(torch.unique(m.weight)) for m in layers)
         rows = [check("distinct values per layer (PyTorch)", f"<= {p['clusters']}", worst, worst <= p["clusters"], "pytorch")]
         if artifact is not None:
-            from helpers.inspection import constant_values
+            from helpers.deploy.inspection import constant_values
 
             worst_channel = 0
             for op in ("CONV_2D", "FULLY_CONNECTED"):

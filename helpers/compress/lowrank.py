@@ -102,7 +102,7 @@ def _verify(kind: str):
                     wrong.append((inner, expect))
             rows.append(check("ranks equal the request", "all", f"{len(fact) - len(wrong)}/{len(fact)}", not wrong, "pytorch"))
         if artifact is not None:
-            from helpers.inspection import inspect_tflite
+            from helpers.deploy.inspection import inspect_tflite
 
             info = inspect_tflite(artifact)
             # a convolution with one input channel is written as DEPTHWISE_CONV_2D, so both count

@@ -56,7 +56,7 @@ class CompressionPlan:
         try:
             data = yaml.safe_load(text)
         except yaml.YAMLError as exc:
-            from helpers.io import yaml_problem
+            from helpers.core.io import yaml_problem
 
             raise PlanError(f"plan is not valid YAML ({yaml_problem(exc)}); fix the syntax there") from None
         return cls.from_dict(data)

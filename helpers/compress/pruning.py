@@ -8,7 +8,7 @@ import torch.nn.utils.prune as prune
 from torch import nn
 
 from helpers.compress.registry import Param, check, prunable_layers, register
-from helpers.models import count_macs_params
+from helpers.networks.models import count_macs_params
 
 
 def make_permanent(model: nn.Module) -> nn.Module:
@@ -44,7 +44,7 @@ def weight_sparsity(model: nn.Module) -> float:
 
 def artifact_sparsity(artifact) -> float:
     """Fraction of zero weights over the CONV_2D, DEPTHWISE_CONV_2D and FULLY_CONNECTED weights of a .tflite."""
-    from helpers.inspection import constant_values
+    from helpers.deploy.inspection import constant_values
 
     ws = [w for op in ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED") for w in constant_values(artifact, op)]
     return float(sum((w == 0).sum() for w in ws) / max(sum(w.size for w in ws), 1))
@@ -194,7 +194,7 @@ def _structured():
                    if isinstance(m, nn.Conv2d) and m.out_channels % p["round_to"] and m.groups == 1 and m not in kept]
             rows.append(check(f"channels multiple of {p['round_to']}", 0, len(bad), not bad, "pytorch"))
         if artifact is not None:
-            from helpers.inspection import inspect_tflite
+            from helpers.deploy.inspection import inspect_tflite
 
             info = inspect_tflite(artifact)
             lite = sorted(op.outputs[0]["shape"][-1] for op in info.op_list if op.op in ("CONV_2D", "DEPTHWISE_CONV_2D"))

@@ -33,7 +33,7 @@ def fold_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
 
 def qat_quantizer(per_channel: bool):
     """The PT2E QAT quantizer with the broken conv+BN patterns off (BN is folded beforehand)."""
-    from helpers.int8_recipe import quantizer
+    from helpers.deploy.int8_recipe import quantizer
 
     q = quantizer(per_channel, qat=True)
     q.STATIC_QAT_ONLY_OPS = []
@@ -43,7 +43,7 @@ def qat_quantizer(per_channel: bool):
 def _verify_int8(before, after, p, ctx, artifact):
     if artifact is None:
         return [check("full-integer artifact", True, "no artifact", False, "artifact")]
-    from helpers.inspection import inspect_tflite
+    from helpers.deploy.inspection import inspect_tflite
 
     info = inspect_tflite(artifact)
     return [check("full-integer artifact", True, info.full_integer, info.full_integer, "artifact"),
@@ -71,7 +71,7 @@ def _qat():
     def apply(model, p, ctx):
         from torchao.quantization.pt2e.quantize_pt2e import prepare_qat_pt2e
 
-        from helpers.int8_recipe import channel_last_program
+        from helpers.deploy.int8_recipe import channel_last_program
 
         quant = qat_quantizer(p["per_channel"])
         program, _ = channel_last_program(fold_batchnorm(model), ctx.input_size, ctx.in_channels)
@@ -108,7 +108,7 @@ def _reference(mode: str):
     def verify(before, after, p, ctx, artifact):
         if artifact is None:
             return [check(f"{mode} artifact", True, "no artifact", False, "artifact")]
-        from helpers.inspection import inspect_tflite
+        from helpers.deploy.inspection import inspect_tflite
 
         info = inspect_tflite(artifact)
         want = "FLOAT16" if mode == "fp16" else "INT8"

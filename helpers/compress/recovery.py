@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helpers.compress.registry import Param, check, register
-from helpers.train import PRECISIONS
+from helpers.networks.train import PRECISIONS
 
 
 @register("finetune", "recovery",
@@ -16,7 +16,7 @@ from helpers.train import PRECISIONS
           "fine-tune the compressed model to recover accuracy (optionally with knowledge distillation)")
 def _finetune():
     def apply(model, p, ctx):
-        from helpers.train import TrainConfig, evaluate, train
+        from helpers.networks.train import TrainConfig, evaluate, train
 
         if p["epochs"] == 0:
             return model
