@@ -42,9 +42,10 @@ controls: setup
 smoke: setup
 	$(PY) -m helpers run --profile smoke
 
-# --durations: the slowest tests, to keep the suite's time in view (target: well under 20 minutes)
+# Two workers (pytest-xdist; tests/conftest.py gives each one thread and its own runs folder, and keeps the tests of
+# the smoke chain on one); --durations: the slowest tests, to keep the suite's time in view (target: under 20 minutes)
 test: setup
-	$(PY) -m pytest -q --durations=15
+	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
 
 # The fast tier for edits: every test that neither exports models nor runs notebooks (under a minute here).
 check: setup

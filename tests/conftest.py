@@ -1,16 +1,44 @@
-"""Shared fixtures: tiny synthetic datasets and small models so unit tests take seconds."""
+"""Shared fixtures: tiny synthetic datasets and small models so unit tests take seconds.
 
+``make test`` runs two pytest-xdist workers on the 2-core machine. Each worker, and every process it starts, gets one
+thread (OMP_NUM_THREADS; two 2-thread processes on two cores slowed CPU training about 10x) and its own runs folder
+(``WORKBENCH_RUNS``: the smoke chain clears its runs/smoke/ while the other worker's tests write theirs), with one
+shared checkpoint folder (``WORKBENCH_CHECKPOINTS``: a baseline is trained once for both). The tests that read the
+smoke chain's outputs share one ``xdist_group``, so the chain runs once, on one worker.
+"""
+
+import os
 import pickle
 from pathlib import Path
+
+WORKER = os.environ.get("PYTEST_XDIST_WORKER")
+if WORKER:  # before torch is imported: its thread pool reads OMP_NUM_THREADS once
+    _root = Path(__file__).resolve().parents[1]
+    os.environ["OMP_NUM_THREADS"] = "1"
+    os.environ.setdefault("WORKBENCH_RUNS", str(_root / "runs" / "xdist" / WORKER))
+    os.environ.setdefault("WORKBENCH_CHECKPOINTS", str(_root / "runs" / "checkpoints"))
 
 import numpy as np
 import pytest
 import torch
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session):
+    """``make test`` (two workers, the slow tier included): the glyph set is rendered into data/ once, before the
+    workers start, instead of by each worker's first test that needs it (a minute of one core each time)."""
+    if WORKER or not session.config.getoption("numprocesses", None):
+        return
+    if "not slow" in (session.config.getoption("markexpr") or ""):
+        return  # the fast tier writes no data
+    from helpers.datasets.data import load_dataset
+
+    load_dataset("glyphs", "train")
+
+
 @pytest.fixture(autouse=True)
 def _threads():
-    torch.set_num_threads(2)
+    torch.set_num_threads(1 if WORKER else 2)
 
 
 @pytest.fixture(scope="session")

@@ -110,6 +110,7 @@ def _check_book(index, seconds: float, shots) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke_chain")  # one worker runs the chain once for both
 def test_smoke_book_reads_cleanly_in_chromium(smoke_chain):
     """The smoke chain's chapters as a book: every page loads without console errors, every image and internal
     link resolves; screenshots of the index and chapter 08 are kept under runs/book/smoke/screenshots/."""

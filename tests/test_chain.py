@@ -49,6 +49,7 @@ def test_cli_rejects_unknown_profile_and_notebook():
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("smoke_chain")  # one worker runs the chain once for both
 def test_smoke_chain_runs_every_notebook(smoke_chain):
     """The whole chain on the smoke profile through Papermill: executed copies, chapters and figures appear, and
     every output that holds a number points to the one run record of the run."""

@@ -29,7 +29,7 @@ def test_the_migration_makes_paths_relative_once_and_touches_nothing_else(tmp_pa
 
 
 def test_records_hold_portable_paths_that_resolve_in_this_checkout(tmp_path):
-    inside = paths.RUNS / "artifacts" / "x" / "int8.tflite"
+    inside = paths.ROOT / "runs" / "artifacts" / "x" / "int8.tflite"
     assert paths.portable(inside) == "runs/artifacts/x/int8.tflite"
     assert paths.resolve("runs/artifacts/x/int8.tflite") == paths.ROOT / "runs" / "artifacts" / "x" / "int8.tflite"
     outside = tmp_path / "model.tflite"

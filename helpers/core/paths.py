@@ -10,10 +10,12 @@ ROOT = Path(os.environ.get("WORKBENCH_ROOT", Path(__file__).resolve().parents[2]
 DATA = ROOT / "data"
 NOTEBOOKS = ROOT / "notebooks"
 PARAMS = ROOT / "params"
-RUNS = ROOT / "runs"
+#: Everything a run writes and nobody commits. ``WORKBENCH_RUNS`` moves it (each test worker has its own).
+RUNS = Path(os.environ.get("WORKBENCH_RUNS", ROOT / "runs"))
 FIGURES = ROOT / "figures"
 RESULTS = ROOT / "results"
-CHECKPOINTS = RUNS / "checkpoints"
+#: Trained checkpoints, keyed by their config: ``WORKBENCH_CHECKPOINTS`` shares one folder between runs folders.
+CHECKPOINTS = Path(os.environ.get("WORKBENCH_CHECKPOINTS", RUNS / "checkpoints"))
 ARTIFACTS = RUNS / "artifacts"
 CACHE = RUNS / "cache"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
