@@ -186,7 +186,7 @@ def test_committed_checkpoint_names_are_made_again(tmp_path):
     import os
     import sys
 
-    from helpers.core.moved import MOVED
+    from helpers.core.moved import moved
 
     _history_or_skip()
     flat = _flat_tree(FLAT, tmp_path).parent
@@ -199,7 +199,7 @@ def test_committed_checkpoint_names_are_made_again(tmp_path):
         assert res.returncode == 0, res.stderr[-2000:]
         return json.loads(res.stdout.strip().splitlines()[-1])
 
-    now = names(paths.ROOT, {m: f"helpers.{MOVED[m]}" for m in used})
+    now = names(paths.ROOT, {m: f"helpers.{moved()[m]}" for m in used})
     before = names(flat, {m: f"helpers.{m}" for m in used})
     print("\ndataset | checkpoint | flat layout | layered | committed on the table's machine")
     for ds, row in now.items():

@@ -9,31 +9,25 @@ from __future__ import annotations
 
 import importlib.abc
 import sys
+from functools import lru_cache
 
-#: Module of the flat layout -> its place now.
-MOVED = {
-    **{m: f"core.{m}" for m in ("paths", "io", "identity", "quiet", "migrations", "benchmarks", "stats", "bars",
-                                "budget")},
-    **{m: f"datasets.{m}" for m in ("data", "glyphs", "imagefolder")},
-    **{m: f"networks.{m}" for m in ("models", "zoo", "train", "checkpoints", "baselines", "params")},
-    **{m: f"deploy.{m}" for m in ("int8_recipe", "export", "artifacts", "inspection", "runtime", "latency", "layers",
-                                  "lut", "edgetpu", "edgetpu_rules", "deployment")},
-    **{m: f"records.{m}" for m in ("provenance", "figures", "chapters")},
-    **{m: f"search.{m}" for m in ("pipeline", "references", "objective", "trial", "proposals", "cluster")},
-    "search": "search.engine", "trials": "search.store",
-    **{m: f"experiments.{m}" for m in ("experiment", "controls", "scratch_b", "study", "study_config",
-                                       "study_analysis", "search_space", "selection", "table_config", "table",
-                                       "replay")},
-    **{m: f"analysis.{m}" for m in ("curve", "verdicts", "findings", "final_report", "table_analysis")},
-    "tables": "analysis.plan_rows",
-    **{m: f"reports.{m}" for m in ("plots", "report", "controls_report", "markdown", "table_report", "book",
-                                   "browser")},
-}
+
+@lru_cache(maxsize=None)
+def moved() -> dict[str, str]:
+    """Module of the flat layout -> its place now ('table' -> 'experiments.table'), read from the tree itself: every
+    module of a layer package under its logical name (``identity.LOGICAL_NAMES`` for the three renamed ones)."""
+    from helpers.core.identity import FLAT_PACKAGES, LOGICAL_NAMES, PACKAGE_DIR
+
+    out = {}
+    for f in sorted(PACKAGE_DIR.glob("*/*.py")):
+        if f.stem != "__init__" and f.parent.name not in FLAT_PACKAGES:
+            out[LOGICAL_NAMES.get(f.stem, f.stem)] = f"{f.parent.name}.{f.stem}"
+    return out
 
 
 def sentence(old: str) -> str:
     """The one sentence for an import of ``helpers.<old>``."""
-    new = MOVED[old]
+    new = moved()[old]
     return (f"helpers.{old} moved to helpers.{new}; write 'from helpers.{new.rsplit('.', 1)[0]} import "
             f"{new.rsplit('.', 1)[1]}' or 'from helpers.{new} import ...' (the layers are listed in helpers.LAYERS)")
 
@@ -43,7 +37,7 @@ class _Finder(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         parts = fullname.split(".")
-        if len(parts) == 2 and parts[0] == "helpers" and parts[1] in MOVED and parts[1] not in _PACKAGES:
+        if len(parts) == 2 and parts[0] == "helpers" and parts[1] not in _PACKAGES and parts[1] in moved():
             raise ModuleNotFoundError(sentence(parts[1]))  # no name: a from-import must not swallow it
         return None
 
