@@ -36,6 +36,18 @@ def pytest_sessionstart(session):
     load_dataset("glyphs", "train")
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_node_collection_finished(node, ids):
+    """Under ``--dist loadgroup`` the smoke chain's tests must reach the scheduler with their group in their node id
+    (``…@smoke_chain``), or xdist spreads them over the workers and the chain runs once per worker (silently, 15
+    minutes each): pytest 9.2's structured node ids did that to pytest-xdist 3.8 (pytest-xdist#1386), hence the pin."""
+    if node.config.getvalue("dist") != "loadgroup" or not any("::test_smoke_chain_runs" in i for i in ids):
+        return
+    if not any(i.endswith("@smoke_chain") for i in ids):
+        pytest.exit("pytest-xdist did not group the smoke chain's tests by their xdist_group mark, so the chain would "
+                    "run on every worker; install the pinned pytest (make setup) or run without -n", returncode=3)
+
+
 @pytest.fixture(autouse=True)
 def _threads():
     torch.set_num_threads(1 if WORKER else 2)
