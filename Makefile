@@ -51,11 +51,11 @@ test: setup
 check: setup
 	$(PY) -m pytest -q -m "not slow"
 
-# The README's results section, regenerated from the committed tables under results/<profile>/.
+# docs/results.md and the README's answer, regenerated from the committed tables under results/.
 report: setup
 	$(PY) -m helpers report --profile $(PROFILE) --write
 
-# The book: the committed executed chapters, the README's results and the studies as static HTML (runs/book/<profile>/),
+# The book: the committed executed chapters, the answer, the docs pages, the results and the studies as static HTML (runs/book/<profile>/),
 # then read in headless Chromium; no kernel, no re-run of the chain (seconds).
 book: setup
 	$(PY) -m helpers book --profile $(PROFILE) --check

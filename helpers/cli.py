@@ -143,20 +143,27 @@ def _cmd_baseline(args) -> int:
 
 def _cmd_report(args) -> int:
     from helpers.core import paths
-    from helpers.reports.report import build_report, readme_section, write_readme
+    from helpers.reports.report import (ANSWER_BEGIN, ANSWER_END, RESULTS_PAGE, build_answer, build_report,
+                                        readme_section, write_readme)
 
     text = build_report(args.profile)
-    readme = paths.ROOT / "README.md"
+    pages = [(RESULTS_PAGE, text, {}, "results")]
+    if args.profile == "default":  # the answer is drawn from the committed default results and studies
+        pages.append((paths.README, build_answer(), {"begin": ANSWER_BEGIN, "end": ANSWER_END}, "answer"))
     if args.check:
-        if readme_section(readme) != text:
-            print(f"error: the results section of {readme} differs from the committed tables; run "
+        stale = [(page, what) for page, body, marks, what in pages if readme_section(page, **marks) != body]
+        for page, what in stale:
+            print(f"error: the {what} section of {paths.portable(page)} differs from the committed tables; run "
                   "`python -m helpers report --write`", file=sys.stderr)
+        if stale:
             return 1
-        print("README results section matches the committed tables")
+        print(" and ".join(f"{paths.portable(page)}'s {what}" for page, _, _, what in pages)
+              + " match the committed tables")
         return 0
     if args.write:
-        write_readme(readme, text)
-        print(f"wrote the results section of {readme}")
+        for page, body, marks, what in pages:
+            write_readme(page, body, **marks)
+            print(f"wrote the {what} section of {paths.portable(page)}")
         return 0
     print(text, end="")
     return 0
@@ -488,17 +495,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print the checkpoint's record as JSON")
     b.set_defaults(func=_cmd_baseline)
 
-    p = sub.add_parser("report", help="the README's results section, generated from results/<profile>/",
+    p = sub.add_parser("report", help="docs/results.md and the README's answer, generated from results/",
                        description="Print the results section generated from the committed tables of a profile.")
     p.add_argument("--profile", default="default", choices=PROFILES,
                    help="profile whose results/<profile>/ tables are reported")
     g = p.add_mutually_exclusive_group()
-    g.add_argument("--write", action="store_true", help="write it into README.md between the results markers")
-    g.add_argument("--check", action="store_true", help="exit 1 if README.md's results section differs")
+    g.add_argument("--write", action="store_true", help="write them between their markers (docs/results.md, README.md)")
+    g.add_argument("--check", action="store_true", help="exit 1 if either page's generated section differs")
     p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("book", help="the executed chapters, results and studies as one static HTML site (no kernel)",
-                       description="Render the committed executed chapters of one machine, the README's results and the "
+                       description="Render the committed executed chapters of one machine, the answer, the docs pages, the results and the "
                                    "study reports into runs/book/<profile>/ (open its index.html).")
     p.add_argument("--profile", default="default", choices=PROFILES, help="profile whose chapters are rendered")
     p.add_argument("--machine", help="machine id whose chapters are rendered (default: this machine, else the newest)")

@@ -6,13 +6,65 @@ import pytest
 from helpers.core import paths
 from helpers.analysis.verdicts import composition_verdict
 from helpers.analysis.findings import layer_findings, pool_findings
-from helpers.reports.report import BEGIN, END, build_report, readme_section, write_readme
+from helpers.reports.report import (ANSWER_BEGIN, ANSWER_END, BEGIN, END, RESULTS_PAGE, build_answer, build_report,
+                                    readme_section, write_readme)
 from helpers.core.stats import difference_noise, group_accuracy, wilson_interval
 
 
-def test_readme_results_equal_the_report_of_the_committed_tables():
-    assert readme_section(paths.ROOT / "README.md") == build_report("default"), \
-        "README's results section is stale: run `python -m helpers report --write`"
+def test_results_page_and_readme_answer_equal_the_report_of_the_committed_tables():
+    assert readme_section(RESULTS_PAGE) == build_report("default"), \
+        "docs/results.md is stale: run `python -m helpers report --write`"
+    assert readme_section(paths.README, ANSWER_BEGIN, ANSWER_END) == build_answer(), \
+        "the README's answer is stale: run `python -m helpers report --write`"
+
+
+def test_readme_is_short_and_leads_with_the_answer():
+    """The README a reader gets in five minutes: at most 250 lines of at most 120 characters, the generated answer
+    (its word on the hypothesis) within the first 40 lines, and every docs page it points to present."""
+    import re
+
+    lines = paths.README.read_text().splitlines()
+    assert len(lines) <= 250, f"README.md has {len(lines)} lines; move detail to docs/"
+    long = [i + 1 for i, line in enumerate(lines) if len(line) > 120]
+    assert not long, f"README.md lines {long[:5]} exceed 120 characters"
+    start = lines.index(ANSWER_BEGIN)
+    assert start < 40 and lines[start + 1].startswith("**The hypothesis is "), "the answer must open the README"
+    for link in re.findall(r"\]\((docs/[^)#]+)", "\n".join(lines)):
+        assert (paths.ROOT / link).exists(), f"README.md links to {link}, which is missing"
+
+
+def test_the_hypothesis_word_follows_its_rule():
+    """The rule, row by row: every part holds -> supported; GP wins nowhere and 08's targets nowhere -> not
+    supported; anything between -> partly; a missing table or 08 -> not answered yet."""
+    from helpers.analysis.answer import COLUMNS, SPEED_CLAIM, hypothesis
+
+    def rows(gp, speed, targets):
+        r = [["table gp vs random", f"d{i}", "", "", "m", h] for i, h in enumerate(gp)]
+        r += [[SPEED_CLAIM, f"d{i}", "", "", "m", h] for i, h in enumerate(speed)]
+        r += [["08's targets", f"d{i}", "", "", "m", h] for i, h in enumerate(targets)]
+        return pd.DataFrame(r, columns=COLUMNS)
+
+    assert hypothesis(rows([True, True], [True, True], [True])) == "supported"
+    assert hypothesis(rows([True, True], [False, True], [True])) == "partly supported"
+    assert hypothesis(rows([True, False], [True, True], [True])) == "partly supported"
+    assert hypothesis(rows([False, False], [True, True], [False, False])) == "not supported"
+    assert hypothesis(rows([False, False], [False], [True, False])) == "partly supported"
+    assert hypothesis(rows([], [True], [True])) == "not answered yet"
+
+
+def test_the_answer_rows_are_the_committed_verdicts():
+    """Each table row of the answer is the registered primary comparison's verdict in the committed CSV, and the
+    answer's word is the rule applied to the rows it prints."""
+    from helpers.analysis.answer import claims, hypothesis
+
+    rows = claims()
+    table = rows[rows.claim.str.startswith("table ")]
+    for csv in sorted(paths.RESULTS.glob("study/*/*/*-verdicts.csv")):
+        v = pd.read_csv(csv)
+        for r in v[v.budget == 20].itertuples():
+            got = table[(table.dataset == r.dataset) & (table.claim == f"table {r.first} vs {r.second}")]
+            assert len(got) == 1 and got.finding.iloc[0] == r.verdict.split(" (")[0], (csv, r.first, r.second)
+    assert f"**The hypothesis is {hypothesis(rows)}**" in build_answer()
 
 
 def _machine(root, name, created, int8_ms, ranking):

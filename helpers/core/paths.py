@@ -14,6 +14,8 @@ PARAMS = ROOT / "params"
 RUNS = Path(os.environ.get("WORKBENCH_RUNS", ROOT / "runs"))
 FIGURES = ROOT / "figures"
 RESULTS = ROOT / "results"
+DOCS = ROOT / "docs"  # the pages the README points to (docs/results.md is generated)
+README = ROOT / "README.md"
 #: Trained checkpoints, keyed by their config: ``WORKBENCH_CHECKPOINTS`` shares one folder between runs folders.
 CHECKPOINTS = Path(os.environ.get("WORKBENCH_CHECKPOINTS", RUNS / "checkpoints"))
 ARTIFACTS = RUNS / "artifacts"

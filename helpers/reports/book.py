@@ -1,4 +1,5 @@
-"""The book: a static HTML site of one machine's executed chapters, the README's results and the study reports.
+"""The book: a static HTML site of one machine's executed chapters, the answer, the docs pages, the results and the
+study reports.
 
 Chapters are rendered by nbconvert's lab template (``data_files/book/chapter.html.j2`` drops its CDN scripts, so
 the book reads offline and needs no kernel); the other pages are markdown rendered by mistune, nbconvert's own
@@ -55,7 +56,9 @@ def build_book(profile: str = "default", machine: str | None = None, out: Path |
     site = _Site(out, profile, machine)
     books = sorted(chapters_dir(profile, machine).glob("*.ipynb"))
     chapters = [(p, nbformat.read(str(p), as_version=4)) for p in books]
-    site.pages = ["index.html", *(_page_name(p) for p, _ in chapters), "results.html", "run-record.html"]
+    docs = _doc_pages() if profile != "smoke" else []
+    site.pages = ["index.html", *(_page_name(p) for p, _ in chapters), "results.html", "run-record.html",
+                  *(f"doc-{p.stem}.html" for p in docs)]
     studies = _study_folders() if profile != "smoke" else []
     site.pages += [f"study-{f.parent.name}-{f.name}.html" for f in studies]
     for i, (path, nb) in enumerate(chapters):
@@ -66,14 +69,24 @@ def build_book(profile: str = "default", machine: str | None = None, out: Path |
                        "Each machine's section names its machine and run record.")
     site.markdown_page("run-record.html", "Run records", _records_markdown(profile, machine, chapters), paths.ROOT,
                        f"The run records of the chapters of machine <code>{html.escape(machine)}</code>.")
+    for page in docs:
+        text = page.read_text().splitlines()
+        site.markdown_page(f"doc-{page.stem}.html", text[0].lstrip("# "), text[1:], page.parent,
+                           f"<code>{html.escape(paths.portable(page))}</code> as committed.")
     for folder in studies:
         site.markdown_page(f"study-{folder.parent.name}-{folder.name}.html", f"Study {folder.parent.name}",
                            _study_markdown(folder), folder,
                            f"Every number on this page: machine <code>{html.escape(folder.name)}</code>, the run "
                            f"records in <code>{html.escape(paths.portable(folder))}/</code>.")
-    site.markdown_page("index.html", TITLE, _index_markdown(profile, machine, chapters, studies), paths.ROOT,
+    site.markdown_page("index.html", TITLE, _index_markdown(profile, machine, chapters, studies, docs), paths.ROOT,
                        f"The chapters of machine <code>{html.escape(machine)}</code>, profile <code>{html.escape(profile)}</code>.")
     return out / "index.html"
+
+
+def _doc_pages() -> list[Path]:
+    """The docs pages the README points to, except docs/results.md (the book's results page is made from the same
+    tables by the same report)."""
+    return [p for p in sorted(paths.DOCS.glob("*.md")) if p.stem != "results"]
 
 
 def _page_name(chapter: Path) -> str:
@@ -109,16 +122,20 @@ def chapter_question(nb) -> str:
     return ""
 
 
-def _index_markdown(profile, machine, chapters, studies) -> list[str]:
-    lines = [f"# {TITLE}", "", readme_hypothesis(paths.ROOT / "README.md"), "",
+def _index_markdown(profile, machine, chapters, studies, docs=()) -> list[str]:
+    from helpers.reports.report import build_answer
+
+    answer = ["## The answer", "", build_answer(), ""] if profile != "smoke" else []
+    lines = [f"# {TITLE}", "", readme_hypothesis(paths.README), "", *answer,
              f"The chapters below are the executed notebooks of profile `{profile}` as committed for machine "
              f"`{machine}` (under `{paths.portable(chapters_dir(profile, machine))}`); each names its run record at "
              "its foot. Rebuild this book with `make book`; re-run the chain with `make run`.", "", "## Chapters", ""]
     for path, nb in chapters:
         lines.append(f"- [{chapter_title(nb)}]({_page_name(path)}): {chapter_question(nb)}")
     lines += ["", "## Results and studies", "", "- [Results of the default profile, every machine](results.html) "
-              "(the README's generated section)"]
+              "(docs/results.md, generated)"]
     lines += [f"- [Study `{f.parent.name}` on machine `{f.name}`](study-{f.parent.name}-{f.name}.html)" for f in studies]
+    lines += [f"- [{p.read_text().splitlines()[0].lstrip('# ')}](doc-{p.stem}.html)" for p in docs]
     lines += ["- [Run records of these chapters](run-record.html)", ""]
     return lines
 
