@@ -49,6 +49,9 @@ def machine_section(folder: Path, threshold_points: float = 1.0) -> list[str]:
                      [f"| {r.dataset} | {r.methods} | {r.channels} | {r.budget:.2f} | {100 * r.plan_test_accuracy:.2f}% at "
                       f"{r.plan_speedup:.2f}x | {100 * r.scratch_test_accuracy:.2f}% at {r.scratch_speedup:.2f}x | "
                       f"{r.difference_points:+.2f} +/- {r.noise_points:.2f} | **{r.verdict}** |" for r in sb.itertuples()])
+        lines += ["Each row is one chosen plan of one seed, so a row that reads \"inheriting helps\" speaks for that "
+                  "plan only; the tabular benchmark's Scratch-B (its section, `o8-table`) compares every network it "
+                  "trained both ways, paired, and is the larger comparison of inheriting against retraining.", ""]
     return lines
 
 
