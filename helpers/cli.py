@@ -113,6 +113,16 @@ def _cmd_table(args) -> int:
     return 0
 
 
+def _cmd_retime(args) -> int:
+    from helpers.experiments.retime import run_retime
+
+    from helpers.core import paths
+
+    log = run_retime(args.scope, args.networks, args.limit, progress=not args.quiet)
+    print(f"this machine's latencies: {paths.portable(log)}")
+    return 0
+
+
 def _cmd_replay(args) -> int:
     from helpers.experiments.table_config import load_table_config
     from helpers.reports.table_report import run_replays
@@ -479,6 +489,18 @@ def build_parser() -> argparse.ArgumentParser:
                                                       "config's first dataset (each network built and timed now) "
                                                       "and compared with their replays on this machine's table")
     p.set_defaults(func=_cmd_replay)
+
+    p = sub.add_parser("retime", help="re-time the committed networks on this machine, without training (resumable)",
+                       description="Rebuild every committed network of a scope from its spec (architecture, dataset, "
+                                   "stage channels) with seeded weights, export it int8 and time it paired against "
+                                   "this machine's plain int8; one JSON line per row in results/retime/<machine>/"
+                                   "latency.jsonl, so a run cut short goes on with the same command.")
+    p.add_argument("--scope", default="all", help="controls, table or all (studies and chain: not yet)")
+    p.add_argument("--networks", default="answer", help="table: answer (the front, the uniform widths and the fastest "
+                                                        "networks that clear the bar) or all (the whole space)")
+    p.add_argument("--limit", type=positive, help="stop after this many new rows (the next call goes on)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_retime)
 
     p = sub.add_parser("baseline", help="bring your own network: import a torchvision state_dict as a baseline")
     bsub = p.add_subparsers(dest="action", required=True)

@@ -293,3 +293,15 @@ def test_prefix_latency_refuses_without_a_device_and_differences_prefix_times(mo
     assert len(rows) == len(blocks(model))
     assert [round(r["edgetpu_ms"], 6) for r in rows[:3]] == [0.5, 0.2, 0.9]
     assert rows[2]["prefix_ms"] == 1.6 and rows[0]["tpu_ops"] == 3
+
+
+def test_a_missing_delegate_prints_no_traceback(capfd):
+    """Without libedgetpu the delegate fails to load: the answer is False, and LiteRT's ``Delegate.__del__`` of the
+    half-made delegate (an AttributeError Python would print with the machine's paths) stays out of the output."""
+    from helpers.deploy.edgetpu import delegate_available
+
+    if delegate_available():
+        pytest.skip("an Edge TPU is attached")
+    assert not delegate_available()
+    err = capfd.readouterr().err
+    assert "Delegate.__del__" not in err and "Traceback" not in err, err

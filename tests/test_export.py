@@ -65,11 +65,14 @@ def test_int8_follows_pytorch(exported):
     assert np.corrcoef(lite.ravel(), ref.ravel())[0, 1] > 0.95
 
 
-def test_fp16_and_dynamic_are_references_not_full_integer(exported, calib):
+def test_fp16_and_dynamic_are_references_not_full_integer(exported, calib, capfd):
     models, files, out = exported
     fp32_size = inspect_tflite(files["mobilenet_v2", "fp32"]).parameter_bytes
+    capfd.readouterr()
     fp16 = inspect_tflite(export_tflite(models["mobilenet_v2"], out / "m_fp16.tflite", "fp16"))
     dyn = inspect_tflite(export_tflite(models["mobilenet_v2"], out / "m_dyn.tflite", "dynamic"))
+    printed = capfd.readouterr().out
+    assert "Quantization Ratio" not in printed, f"ai-edge-quantizer's report reached the output: {printed}"
     assert not fp16.full_integer and not dyn.full_integer
     assert fp16.ops.get("DEQUANTIZE", 0) > 0 and 0.4 < fp16.parameter_bytes / fp32_size < 0.6
     assert dyn.parameter_bytes < 0.35 * fp32_size and dyn.input_dtype == "FLOAT32"

@@ -147,6 +147,16 @@ def test_one_method_per_sub_domain_within_the_budget():
     assert c.loc["structured pruning", "chosen"] == "structured 0.3" and c.loc["structured pruning", "within_budget"]
     c = choose_per_sub_domain(pool, 10.0).set_index("sub_domain")
     assert c.loc["structured pruning", "chosen"] == "structured 0.6"
+    # none within 0.1 points: the most accurate is shown and marked, as 03's prose says (not the fastest)
+    c = choose_per_sub_domain(pool, 0.1).set_index("sub_domain")
+    assert c.loc["structured pruning", "chosen"] == "structured 0.3"
+    assert not c.loc["structured pruning", "within_budget"]
+    import nbformat
+
+    prose = "\n".join(c.source for c in nbformat.read(paths.NOTEBOOKS / "03_compression_pool.ipynb", 4).cells
+                      if c.cell_type == "markdown")
+    assert "most\naccurate is shown and marked" in prose or "most accurate is shown and marked" in prose, \
+        "03's prose no longer states the rule this test checks: change both together"
 
 
 def test_missing_search_space_is_named(tmp_path):

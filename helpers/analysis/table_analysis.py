@@ -250,6 +250,65 @@ def answer(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction, int8_ms:
     return pd.DataFrame(rows)
 
 
+def regret_against_scratch(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction, int8_ms: float,
+                           budget: int = 20) -> pd.DataFrame:
+    """Per optimiser, the replays' chosen networks after ``budget`` trials against two references: the fastest pruned
+    network that clears the bar (the registered regret) and the fastest network trained from scratch that clears it
+    (Scratch-B's measured networks only; a description beside the registered verdicts, not a new verdict). Median and
+    quartiles over seeds; empty until the replays and a clearing network from scratch exist."""
+    layout = TableLayout(folder)
+    df = table_frame(folder, dataset)
+    scratch = fastest_clearing(df, bar, "scratch") if len(df) else None
+    pruned = fastest_clearing(df, bar, "inherit") if len(df) else None
+    if not layout.replay(dataset).exists() or scratch is None or pruned is None:
+        return pd.DataFrame()
+    runs = pd.read_csv(layout.replay(dataset))
+    r = regret_at(runs, budget, int8_ms, pruned["latency_ms"])
+    rows = []
+    for opt, g in r.groupby("optimiser"):
+        v = g.regret.to_numpy()
+        w = v * pruned["latency_ms"] / scratch["latency_ms"]
+        rows.append({"optimiser": opt, "budget": budget, "seeds": len(v), "median_regret": float(np.median(v)),
+                     "median_vs_scratch": float(np.median(w)), "q25_vs_scratch": float(np.quantile(w, 0.25)),
+                     "q75_vs_scratch": float(np.quantile(w, 0.75)), "scratch_network": scratch["network"]})
+    return pd.DataFrame(rows)
+
+
+def redraw_answer(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction, run_sd: float, draws: int = 2000,
+                  seed: int = 0) -> dict:
+    """The answer "the fastest network from scratch that clears the bar is faster than the fastest pruned one" when
+    every validation count (pruned and from scratch) is redrawn with one training run's measured spread (normal,
+    ``run_sd`` images, independently per network; the bar stays the budget-matched network's count). Descriptive:
+    how often the answer holds, how often the fastest pruned network that clears the bar is the table's, and the
+    median and 5-95% range of the speed ratio. Latencies are the measured ones (the spread is accuracy's)."""
+    df = table_frame(folder, dataset)
+    df = df[df.kind.isin(["inherit", "scratch"]) & df.latency_ms.notna()] if len(df) else df
+    pruned, scratch = fastest_clearing(df, bar, "inherit"), fastest_clearing(df, bar, "scratch")
+    if not len(df) or pruned is None or scratch is None or not run_sd == run_sd:
+        return {"draws": 0}
+    rng = np.random.default_rng(seed)
+    need = float(bar * int(df.val_n.iloc[0]))  # the bar in images
+    holds = same = 0
+    ratios = []
+    kinds, lat = df.kind.to_numpy(), df.latency_ms.to_numpy(float)
+    names = df.network.to_numpy()
+    for _ in range(draws):
+        counts = df.val_correct.to_numpy(float) + rng.normal(0.0, run_sd, len(df))
+        ok = counts >= need
+        p, f = ok & (kinds == "inherit"), ok & (kinds == "scratch")
+        if not p.any() or not f.any():
+            continue
+        ip = np.flatnonzero(p)[np.argmin(lat[p])]
+        fp = lat[f].min()
+        ratios.append(lat[ip] / fp)
+        holds += lat[ip] > fp
+        same += names[ip] == pruned["network"]
+    n = len(ratios)
+    lo, mid, hi = np.quantile(ratios, [0.05, 0.5, 0.95]) if n else (np.nan,) * 3
+    return {"draws": draws, "valid": n, "holds": int(holds), "same_pruned": int(same), "run_sd": float(run_sd),
+            "median_ratio": float(mid), "lo": float(lo), "hi": float(hi)}
+
+
 def live_check(cfg: TableConfig, folder: Path, dataset: str, optimisers=("gp", "random"), seeds=(0, 1),
                budget: int | None = None, progress: bool = False) -> pd.DataFrame:
     """Live searches (each network built and timed now, ``table.LiveOutcomes``) against the replays of the same

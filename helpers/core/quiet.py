@@ -1,5 +1,5 @@
 """Library log noise off by default: TensorFlow/absl C++ info lines, torch's pytree deprecation notice,
-litert-torch's false "converted in training mode" warning (the exporter always converts an eval-mode copy) and
+ai-edge-quantizer's size-and-time report, litert-torch's false "converted in training mode" warning (the exporter always converts an eval-mode copy) and
 tqdm.auto's notice in a kernel without ipywidgets (the chain draws no bars there; a chapter would show it as an
 error box).
 
@@ -58,7 +58,18 @@ def load_litert_torch():
     if "litert_torch" not in sys.modules:
         with native_stderr_silenced():
             __import__("litert_torch")
+    if not os.environ.get("WORKBENCH_VERBOSE"):
+        _silence_quantizer_report()  # every call: int8_recipe may have imported litert_torch first
     return sys.modules["litert_torch"]
+
+
+def _silence_quantizer_report() -> None:
+    """ai-edge-quantizer prints a size-and-time report (four lines) on every ``quantize()`` it runs for the fp16 and
+    dynamic references, and the chapters would keep it; litert_torch has imported it by now, so its report method is
+    replaced here rather than in ``export`` (whose bytes are part of every artifact's key)."""
+    progress = sys.modules.get("ai_edge_quantizer.utils.progress_utils")
+    if progress is not None and hasattr(progress, "ProgressReport"):
+        progress.ProgressReport.generate_progress_report = lambda self, *args, **kwargs: None
 
 
 def verbose() -> None:

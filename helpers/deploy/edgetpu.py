@@ -5,9 +5,11 @@ operator on the Edge TPU or the CPU by the rules of ``edgetpu_rules`` (see READM
 
 from __future__ import annotations
 
+import gc
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -68,11 +70,21 @@ def delegate_available() -> bool:
             from tflite_runtime.interpreter import load_delegate  # type: ignore
         except ImportError:
             return False
+    def ignore_failed_delegate(unraisable) -> None:
+        # a delegate that failed to load lacks ``_library``, so LiteRT's ``Delegate.__del__`` raises an
+        # AttributeError that Python prints as "Exception ignored in ..." with the machine's paths: not news here
+        if not (isinstance(unraisable.exc_value, AttributeError) and "Delegate" in repr(unraisable.object)):
+            previous(unraisable)
+
+    previous, sys.unraisablehook = sys.unraisablehook, ignore_failed_delegate
     try:
         load_delegate(DELEGATE_LIBRARY)
         return True
     except (ValueError, OSError, RuntimeError):
         return False
+    finally:
+        gc.collect()
+        sys.unraisablehook = previous
 
 
 _SIZE = {"B": 1, "KiB": 1024, "MiB": 1024 ** 2, "GiB": 1024 ** 3}

@@ -227,7 +227,43 @@ def build_report(profile: str = "default", root: Path | None = None) -> str:
     if profile == "default":
         lines += study_sections((root or paths.RESULTS) / "study")
         lines += table_sections((root or paths.RESULTS) / "study")
+        lines += retime_sections(root or paths.RESULTS)
     return "\n".join(lines).rstrip() + "\n"
+
+
+def retime_sections(root: Path) -> list[str]:
+    """One section per machine that re-timed committed networks (``python -m helpers retime``): the controls' speed-ups
+    there beside those measured where they were trained, and the table's answer with that machine's latencies."""
+    from helpers.analysis.answer import retimed_comparison
+    from helpers.search.store import read_log
+
+    lines = []
+    table_rows = retimed_comparison(root)
+    for log in sorted(Path(root).glob("retime/*/latency.jsonl")):
+        rows = [r for r in read_log(log) if r.get("status") == "ok"]
+        refs = read_log(log.parent / "references.jsonl")
+        m = log.parent.name
+        lines += [f"### Re-timed on machine `{m}`", "",
+                  f"{len(rows)} committed networks rebuilt from their specs and timed here (`python -m helpers retime`; "
+                  "seeded weights, int8, paired against this machine's plain int8: "
+                  + ", ".join(f"{r['architecture']} {r['dataset']} {r['int8_ms']:.4f} ms" for r in refs) + ").", ""]
+        controls = pd.DataFrame([r for r in rows if r["scope"] == "controls"])
+        if len(controls):
+            there = pd.concat([pd.read_csv(paths.resolve(src)).assign(source=src) for src in sorted(set(controls.source))])
+            both = controls.merge(there[["source", "key", "kind", "speedup_vs_int8"]], on=["source", "key"],
+                                  suffixes=("_here", "_there"))
+            lines += md("The controls (speed-up over plain int8 where they were measured, and here):",
+                        ["measured on", "dataset", "kind", "channels", "there", "here"],
+                        [f"| `{Path(r.source).parent.name}` | {r.dataset} | {r.kind} | {'/'.join(map(str, r.channels))} "
+                         f"| {r.speedup_vs_int8_there:.2f}x | {r.speedup_vs_int8_here:.2f}x |" for r in both.itertuples()])
+        mine = table_rows[table_rows.machine == m] if len(table_rows) else table_rows
+        for r in mine.itertuples():
+            lines += [f"{r.dataset}, the table's answer with this machine's latencies ({r.networks} networks re-timed): "
+                      f"the fastest pruned network that clears the bar, `{r.pruned}`, {r.pruned_ms:.4f} ms; the fastest "
+                      f"from scratch, `{r.scratch}`, {r.scratch_ms:.4f} ms: "
+                      + (f"from scratch is {r.ratio:.2f}x faster." if r.ratio >= 1 else
+                         f"pruned is {1 / r.ratio:.2f}x faster."), ""]
+    return lines
 
 
 def study_sections(root: Path) -> list[str]:
