@@ -78,7 +78,7 @@ def retimed_comparison(root: Path | None = None) -> pd.DataFrame:
     rows = []
     for log in sorted((root / "retime").glob("*/latency.jsonl")):
         timed = {}
-        for r in read_log(log):
+        for r in read_log(log, trials_only=False):
             if r.get("status") == "ok" and r["scope"] == "table":
                 timed[(r["source"], r["key"])] = r
         for layout in TableLayout.committed(root / "study"):

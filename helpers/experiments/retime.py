@@ -177,7 +177,7 @@ def run_retime(scope: str, networks: str = "answer", limit: int | None = None, p
                             "all": "controls or table rows"}[scope] + " under " + paths.portable(root or paths.RESULTS))
     folder = out_dir()
     log_path = folder / "latency.jsonl"  # every scope's rows, one per (source, key): a network is timed once here
-    done = {(r["source"], r["key"]) for r in read_log(log_path) if r.get("status") == "ok"}
+    done = {(r["source"], r["key"]) for r in read_log(log_path, trials_only=False) if r.get("status") == "ok"}
     todo = [n for n in todo_all if (n.source, n.key) not in done][:limit]
     log(f"re-time {scope}: {len(todo_all)} networks committed, {len(done)} timed here already, {len(todo)} now "
         f"(machine {folder.name})")
@@ -212,7 +212,7 @@ def _reference(n: Network, folder: Path, record_id: str) -> dict:
     if key in _REFERENCES and _REFERENCES[key]["path"].exists():
         return _REFERENCES[key]
     path = _artifact(n.architecture, n.dataset, n.reference)
-    stored = [r for r in read_log(folder / "references.jsonl")
+    stored = [r for r in read_log(folder / "references.jsonl", trials_only=False)
               if (r["architecture"], r["dataset"], tuple(r["channels"])) == key and r["sha256"] == _sha(path)]
     if stored:
         ref = {**stored[-1], "path": path}

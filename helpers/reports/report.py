@@ -240,8 +240,8 @@ def retime_sections(root: Path) -> list[str]:
     lines = []
     table_rows = retimed_comparison(root)
     for log in sorted(Path(root).glob("retime/*/latency.jsonl")):
-        rows = [r for r in read_log(log) if r.get("status") == "ok"]
-        refs = read_log(log.parent / "references.jsonl")
+        rows = [r for r in read_log(log, trials_only=False) if r.get("status") == "ok"]
+        refs = read_log(log.parent / "references.jsonl", trials_only=False)
         m = log.parent.name
         lines += [f"### Re-timed on machine `{m}`", "",
                   f"{len(rows)} committed networks rebuilt from their specs and timed here (`python -m helpers retime`; "

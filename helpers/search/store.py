@@ -88,8 +88,9 @@ def read_records(path: str | Path) -> list[TrialRecord]:
     return [TrialRecord.from_row(r) for r in read_log(path)]
 
 
-def read_log(path: str | Path) -> list[dict]:
-    """Finished trials from a JSON-lines log; a corrupt line is skipped with a warning naming it."""
+def read_log(path: str | Path, trials_only: bool = True) -> list[dict]:
+    """Finished trials from a JSON-lines log; a corrupt line is skipped with a warning naming it. With
+    ``trials_only=False`` any JSON object is a row (logs of other records, such as re-timed latencies)."""
     path = Path(path)
     if not path.exists():
         return []
@@ -99,7 +100,10 @@ def read_log(path: str | Path) -> list[dict]:
             continue
         try:
             row = json.loads(line)
-            TrialRecord.from_row(row)  # the types every reader relies on, checked once here
+            if not isinstance(row, dict):
+                raise ValueError("not a JSON object")
+            if trials_only:
+                TrialRecord.from_row(row)  # the types every reader relies on, checked once here
             trials.append(row)
         except (json.JSONDecodeError, ValueError) as exc:
             warnings.warn(f"trial log {path}, line {n}: skipped a corrupt line ({exc}); the other lines are kept",
