@@ -212,7 +212,7 @@ def _print(obj, as_json: bool) -> None:
 def _cmd_export(args) -> int:
     from helpers.networks.checkpoints import load_model
     from helpers.datasets.data import calibration_batches, load_dataset
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
 
     from pathlib import Path
 

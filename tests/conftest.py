@@ -3,7 +3,8 @@
 ``make test`` runs two pytest-xdist workers on the 2-core machine. Each worker, and every process it starts, gets one
 thread (OMP_NUM_THREADS; two 2-thread processes on two cores slowed CPU training about 10x) and its own runs folder
 (``WORKBENCH_RUNS``: the smoke chain clears its runs/smoke/ while the other worker's tests write theirs), with one
-shared checkpoint folder (``WORKBENCH_CHECKPOINTS``: a baseline is trained once for both). The tests that read the
+shared checkpoint folder (``WORKBENCH_CHECKPOINTS``: a baseline is trained once for both) and one shared export cache
+(``WORKBENCH_EXPORT_CACHE``: a network converted once for both; 55 of 161 exports in one run repeated an earlier one). The tests that read the
 smoke chain's outputs share one ``xdist_group``, so the chain runs once, on one worker.
 """
 
@@ -17,6 +18,7 @@ if WORKER:  # before torch is imported: its thread pool reads OMP_NUM_THREADS on
     os.environ["OMP_NUM_THREADS"] = "1"
     os.environ.setdefault("WORKBENCH_RUNS", str(_root / "runs" / "xdist" / WORKER))
     os.environ.setdefault("WORKBENCH_CHECKPOINTS", str(_root / "runs" / "checkpoints"))
+    os.environ.setdefault("WORKBENCH_EXPORT_CACHE", str(_root / "runs" / "export-cache"))
 
 import numpy as np
 import pytest

@@ -274,7 +274,7 @@ def test_prefix_latency_refuses_without_a_device_and_differences_prefix_times(mo
 
     import torch
 
-    from helpers.deploy import edgetpu, export, latency
+    from helpers.deploy import edgetpu, export_cache, latency
     from helpers.deploy.layers import blocks
     from helpers.networks.models import build_model
 
@@ -285,7 +285,7 @@ def test_prefix_latency_refuses_without_a_device_and_differences_prefix_times(mo
         edgetpu.prefix_latency(model, calib, tmp_path)
     monkeypatch.setattr(edgetpu, "compiler_path", lambda: "/usr/bin/edgetpu_compiler")
     monkeypatch.setattr(edgetpu, "delegate_available", lambda: True)
-    monkeypatch.setattr(export, "export_tflite", lambda m, path, *a, **k: path)
+    monkeypatch.setattr(export_cache, "export_tflite", lambda m, path, *a, **k: path)
     monkeypatch.setattr(edgetpu, "compile_model", lambda p, out: SimpleNamespace(compiled_model=p, tpu_ops=3))
     prefix_ms = iter([0.5, 0.7, 1.6] + [2.0 + i for i in range(100)])
     monkeypatch.setattr(latency, "measure_tflite", lambda *a, **k: SimpleNamespace(median_ms=next(prefix_ms)))

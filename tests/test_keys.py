@@ -60,7 +60,7 @@ def test_moving_a_module_changes_no_key_and_editing_it_does(tmp_path):
     _move(pkg, "data", "core")
     _move(pkg, "paths", "records")
     assert identity.module_file("export", root=pkg).parent.name == "networks"
-    assert "from helpers.networks.export import" in identity.module_file("artifacts", root=pkg).read_text()
+    assert "from helpers.networks.export import" in identity.module_file("lut", root=pkg).read_text()
     assert "from helpers.records import paths" in identity.module_file("lut", root=pkg).read_text()
     identity.clear_digest_cache()
     assert {name: identity.code_digest(*mods, root=pkg) for name, mods in KEYS.items()} == before

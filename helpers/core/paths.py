@@ -19,6 +19,10 @@ README = ROOT / "README.md"
 #: Trained checkpoints, keyed by their config: ``WORKBENCH_CHECKPOINTS`` shares one folder between runs folders.
 CHECKPOINTS = Path(os.environ.get("WORKBENCH_CHECKPOINTS", RUNS / "checkpoints"))
 ARTIFACTS = RUNS / "artifacts"
+#: Exported .tflite files by content (helpers.deploy.export_cache): ``WORKBENCH_EXPORT_CACHE`` moves it (the test
+#: workers share one) and ``off`` turns it off.
+EXPORT_CACHE = (None if os.environ.get("WORKBENCH_EXPORT_CACHE") == "off"
+                else Path(os.environ.get("WORKBENCH_EXPORT_CACHE", RUNS / "export-cache")))
 CACHE = RUNS / "cache"
 SYSTEM_FASHION_MNIST = Path("/usr/share/datasets/fashion-mnist")
 

@@ -6,5 +6,5 @@ packages below it. Import a module from here (``from helpers.deploy import artif
 underscore stay inside the package.
 """
 
-__all__ = ['artifacts', 'deployment', 'edgetpu', 'edgetpu_rules', 'export', 'inspection', 'int8_recipe', 'latency', 'layers',
+__all__ = ['artifacts', 'deployment', 'edgetpu', 'edgetpu_rules', 'export', 'export_cache', 'inspection', 'int8_recipe', 'latency', 'layers',
            'lut', 'runtime']

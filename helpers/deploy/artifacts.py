@@ -8,7 +8,7 @@ from torch import nn
 
 from helpers.core import paths
 from helpers.datasets.data import calibration_batches, load_dataset
-from helpers.deploy.export import export_tflite
+from helpers.deploy.export_cache import export_tflite
 from helpers.core.identity import EXPORT_CODE, code_digest
 
 #: Calibration images of the one canonical plain int8 artifact of a baseline: 04 reports it, and 00, 03, 05,

@@ -280,7 +280,7 @@ def prefix_latency(model, calibration, out_dir: str | Path, threads: int = 1) ->
     """
     import torch
 
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
     from helpers.deploy.latency import measure_tflite
     from helpers.deploy.layers import blocks
 

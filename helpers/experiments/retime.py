@@ -240,7 +240,7 @@ def _artifact(architecture: str, dataset: str, channels) -> Path:
     import torch
 
     from helpers.datasets.data import load_dataset
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
     from helpers.networks.models import build_model
 
     val = load_dataset(dataset, "val")

@@ -114,7 +114,7 @@ def run_scratch_b(profile: str, study: str | None = None, progress: bool = True,
     from helpers.core.budget import epochs_for, total_passes
     from helpers.experiments.controls import load_predictions, measure, measure_artifact, save_predictions
     from helpers.datasets.data import calibration_batches, load_dataset
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
     from helpers.records.figures import load_table, save_table
     from helpers.core.identity import config_key
     from helpers.networks.models import stage_channels

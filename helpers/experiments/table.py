@@ -360,7 +360,7 @@ def scratch_row(cfg: TableConfig, channels, model, rec, ctx, ref, bspec, test_ds
     from helpers.core.budget import epochs_for
     from helpers.experiments.controls import measure_artifact
     from helpers.datasets.data import calibration_batches, load_dataset
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
     from helpers.core.identity import config_key
     from helpers.networks.models import stage_channels
     from helpers.records.provenance import current_record

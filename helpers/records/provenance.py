@@ -40,7 +40,7 @@ def characterise(threads: int = 1) -> dict:
     """
     import torch
 
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
     from helpers.deploy.latency import measure_tflite_paired
     from helpers.networks.models import build_model
 

@@ -50,7 +50,7 @@ def run_plan(plan: CompressionPlan, model, ctx: Context, out_dir: str | Path, ti
     ``val_correct`` (for its interval) and ``provenance`` (e.g. the run record's id). ``out_dir`` receives
     ``model.tflite`` and ``record.json``; the compressed PyTorch model is returned under ``model``.
     """
-    from helpers.deploy.export import export_tflite
+    from helpers.deploy.export_cache import export_tflite
     from helpers.deploy.inspection import inspect_tflite
     from helpers.core.io import atomic_folder, write_json
     from helpers.deploy.latency import measure_tflite, measure_tflite_paired
