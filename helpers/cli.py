@@ -492,10 +492,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("retime", help="re-time the committed networks on this machine, without training (resumable)",
                        description="Rebuild every committed network of a scope from its spec (architecture, dataset, "
-                                   "stage channels) with seeded weights, export it int8 and time it paired against "
+                                   "stage channels, a study's pruning step) with seeded weights, export it int8 and time it paired against "
                                    "this machine's plain int8; one JSON line per row in results/retime/<machine>/"
                                    "latency.jsonl, so a run cut short goes on with the same command.")
-    p.add_argument("--scope", default="all", help="controls, table or all (studies and chain: not yet)")
+    p.add_argument("--scope", default="all", help="controls, table, studies (their chosen plans) or all (chain: not "
+                                                  "re-timed; make run re-runs it)")
     p.add_argument("--networks", default="answer", help="table: answer (the front, the uniform widths and the fastest "
                                                         "networks that clear the bar) or all (the whole space)")
     p.add_argument("--limit", type=positive, help="stop after this many new rows (the next call goes on)")

@@ -104,6 +104,44 @@ def retimed_comparison(root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def retimed_studies(root: Path | None = None) -> pd.DataFrame:
+    """The first studies' registered verdict (GP's chosen latency over random search's, per seed) on every machine that
+    re-timed their chosen plans, beside the verdict where they ran: one row per machine, study and dataset. A plan not
+    re-timed there (or re-timed with other MACs than logged) leaves its dataset out; a seed where a method chose no
+    plan scores that machine's plain int8, as registered."""
+    from helpers.experiments.study_analysis import verdict
+    from helpers.search.store import StudyLayout, read_log
+
+    root = Path(root) if root else paths.ROOT / "results"
+    rows = []
+    for log in sorted((root / "retime").glob("*/latency.jsonl")):
+        timed = {(r["source"], r["key"]): r for r in read_log(log, trials_only=False) if r.get("scope") == "studies"}
+        for layout in StudyLayout.committed(root / "study"):
+            source = paths.portable(layout.chosen)
+            if not layout.chosen.exists() or not any(src == source for src, _ in timed):
+                continue
+            meta = json.loads(layout.meta.read_text())
+            chosen = pd.read_csv(layout.chosen)
+            there = verdict(chosen, meta["criterion"], planned_seeds=len(meta["config"]["seeds"])).set_index("dataset")
+            for ds, d in chosen.groupby("dataset"):
+                got = [timed.get((source, f"{ds}-s{r.seed}-{r.method}")) for r in d.itertuples()]
+                planned = d.chosen.astype(str).str.startswith("{").to_numpy()
+                if any(p and (g is None or g["status"] != "ok") for p, g in zip(planned, got)) or not any(got):
+                    continue
+                ref = next(g for g in got if g)["reference_ms"]
+                here = d.assign(latency_ms=[g["latency_ms"] if p else float("nan") for p, g in zip(planned, got)],
+                                int8_latency_ms=ref)
+                v = verdict(here, meta["criterion"], planned_seeds=len(meta["config"]["seeds"]))
+                if len(v) and ds in there.index:
+                    v = v.iloc[0]
+                    rows.append({"machine": log.parent.name, "study": meta["config"]["name"], "dataset": ds,
+                                 "ran_on": layout.folder.name, "seeds": int(v.seeds), "median_ratio": v.median_ratio,
+                                 "lo": v.lo, "hi": v.hi, "verdict": v.verdict,
+                                 "there_median_ratio": there.loc[ds, "median_ratio"],
+                                 "there_verdict": there.loc[ds, "verdict"], "reference_ms": ref})
+    return pd.DataFrame(rows)
+
+
 def _short(verdict: str) -> str:
     """A registered verdict without its parenthesis ("no difference shown (criterion not met)" -> the first part)."""
     return verdict.split(" (")[0]

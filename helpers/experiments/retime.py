@@ -9,14 +9,22 @@ same way. The timing is the workbench's one paired timing (``latency.measure_tfl
 reference in alternating blocks, one interpreter thread), as everywhere else.
 
 A **spec** is what rebuilds the graph: architecture, dataset (its classes, input channels and size) and the four
-stage channel counts (ResNet-18, the only architecture whose committed rows carry them). Scopes:
+stage channel counts (ResNet-18, the only architecture whose committed rows carry them), plus, for a study's plan,
+the plan's graph-changing steps applied to that network. Scopes:
 
 * ``controls``: every row of ``results/default/<machine>/controls.csv`` (the baselines, the budget-matched
   networks and the uniform widths trained from scratch; their ``channels`` column is the spec);
 * ``table``: each committed table's answer networks per dataset (``--networks answer``: the front and the uniform
   widths that Scratch-B trained, and the fastest pruned and from-scratch networks that clear the bar) or every network
   of its space (``--networks all``; 576 networks);
-* ``studies`` and ``chain``: refused in one sentence (their rows carry plan values, not a network spec, yet).
+* ``studies``: each committed study's chosen plan per dataset, seed and method (``chosen.csv``): the study's baseline
+  built from its profile's width, the plan's structured-pruning steps applied with the chosen values (fine-tuning
+  left out, as it moves weights, not the graph; the importance criterion replaced by L1, as with one ratio per layer
+  it chooses which channels go, not how many), then int8. The rebuilt network's MACs must equal the MACs the study
+  logged for that artifact, or the row is written as ``mismatch`` and not used. A plan with any other step (low-rank,
+  clustering, unstructured) is not rebuilt: ``bench_retime`` shows weights do not move latency for structured pruning
+  only, so such a plan keeps its measured latency;
+* ``chain``: refused in one sentence (its tables carry plan labels, not specs; ``make run`` re-runs it in minutes).
 
 Rows go to ``results/retime/<machine>/latency.jsonl`` (one JSON line per committed row, written as it is timed), so a
 run cut short, even by SIGKILL, goes on where it stopped; the plain int8 references to ``references.jsonl`` beside it.
@@ -32,10 +40,11 @@ from pathlib import Path
 
 from helpers.core import paths
 
-SCOPES = ("controls", "table", "all")
-REFUSED = {"studies": "the studies' chosen plans carry plan values (ratios of a template), not a network spec that "
-                      "rebuilds their graph without the trained baseline",
-           "chain": "the chain's tables carry plan labels, not network specs"}
+SCOPES = ("controls", "table", "studies", "all")
+REFUSED = {"chain": "the chain's tables carry plan labels, not network specs (`make run` re-runs the chain on this "
+                    "machine in minutes)"}
+REBUILT = {"structured"}  # steps whose graph a seeded network reproduces (bench_retime); training and ptq are dropped
+DROPPED = {"finetune", "ptq"}
 NETWORKS = ("answer", "all")
 CALIBRATION = 32  # real images of the dataset: the full-integer recipe needs representative inputs, latency does not
 
@@ -51,10 +60,12 @@ class Network:
     dataset: str
     channels: tuple  # the four stage output channel counts
     reference: tuple  # the baseline's stage channels (its plain int8 is the reference)
+    plan: str = ""  # a study's rebuilt steps (JSON list of {method, params}) applied to ``channels``; "" for none
+    macs: int | None = None  # what the study logged for the network: the rebuilt one must have the same
 
     def spec_id(self) -> str:
-        text = json.dumps([self.architecture, self.dataset, list(self.channels)])
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        spec = [self.architecture, self.dataset, list(self.channels)] + ([self.plan] if self.plan else [])
+        return hashlib.sha256(json.dumps(spec).encode()).hexdigest()[:12]
 
 
 def out_dir(machine_id: str | None = None) -> Path:
@@ -79,6 +90,39 @@ def committed_networks(scope: str, networks: str = "answer", root: Path | None =
         out += _control_networks(root)
     if scope in ("table", "all"):
         out += _table_networks(root, networks)
+    if scope in ("studies", "all"):
+        out += _study_networks(root)
+    return out
+
+
+def _study_networks(root: Path) -> list[Network]:
+    """Each committed study's chosen plans (one per dataset, seed and method) whose steps a seeded network rebuilds."""
+    import pandas as pd
+
+    from helpers.compress.plan import CompressionPlan
+    from helpers.search.store import StudyLayout, read_log
+
+    out = []
+    for layout in StudyLayout.committed(root / "study"):
+        if not layout.chosen.exists():
+            continue
+        cfg = json.loads(layout.meta.read_text())["config"]
+        template = CompressionPlan.from_dict(cfg["template"])
+        if {s.method for s in template.steps} - REBUILT - DROPPED:
+            continue  # keeps its measured latency (see the module's docstring)
+        reference = _baseline_channels(cfg["profile"], cfg["architecture"])
+        macs = {(x["dataset"], json.dumps(r["values"], sort_keys=True)): r.get("macs")
+                for x in layout.logs(final=True) for r in read_log(x["path"]) if r.get("status") == "ok"}
+        for r in pd.read_csv(layout.chosen).itertuples():
+            if not isinstance(r.chosen, str) or not r.chosen.startswith("{"):
+                continue  # no plan cleared the bar: the criterion scores plain int8 (the reference) for it
+            values = json.loads(r.chosen)
+            plan = template.with_values(values)
+            steps = [{"method": st.method, "params": {**st.params, "importance": "l1"}} for st in plan.steps
+                     if st.method in REBUILT]
+            out.append(Network("studies", paths.portable(layout.chosen), f"{r.dataset}-s{r.seed}-{r.method}",
+                               cfg["architecture"], r.dataset, reference, reference, json.dumps(steps, sort_keys=True),
+                               macs.get((r.dataset, json.dumps(values, sort_keys=True)))))
     return out
 
 
@@ -174,10 +218,11 @@ def run_retime(scope: str, networks: str = "answer", limit: int | None = None, p
         raise ValueError(f"nothing committed to re-time in scope {scope!r}: no "
                          + {"controls": "results/default/<machine>/controls.csv with ResNet-18 rows",
                             "table": "results/study/<name>/<machine>/ table with rows",
-                            "all": "controls or table rows"}[scope] + " under " + paths.portable(root or paths.RESULTS))
+                            "studies": "results/study/<name>/<machine>/chosen.csv with a chosen structured-pruning plan",
+                            "all": "controls, table or study rows"}[scope] + " under " + paths.portable(root or paths.RESULTS))
     folder = out_dir()
     log_path = folder / "latency.jsonl"  # every scope's rows, one per (source, key): a network is timed once here
-    done = {(r["source"], r["key"]) for r in read_log(log_path, trials_only=False) if r.get("status") == "ok"}
+    done = {(r["source"], r["key"]) for r in read_log(log_path, trials_only=False) if r.get("status") in ("ok", "mismatch")}
     todo = [n for n in todo_all if (n.source, n.key) not in done][:limit]
     log(f"re-time {scope}: {len(todo_all)} networks committed, {len(done)} timed here already, {len(todo)} now "
         f"(machine {folder.name})")
@@ -191,8 +236,10 @@ def run_retime(scope: str, networks: str = "answer", limit: int | None = None, p
         ref = _reference(n, folder, record["id"])
         if n.spec_id() not in timed:
             timed[n.spec_id()] = _time(n, ref)
+        made = timed[n.spec_id()]
+        status = "mismatch" if n.macs is not None and made["macs"] != n.macs else "ok"
         append_log(log_path, {**asdict(n), "channels": list(n.channels), "reference": list(n.reference),
-                              "status": "ok", **timed[n.spec_id()],
+                              "status": status, **made,
                               "reference_ms": ref["int8_ms"], "machine": folder.name, "run_record": record["id"],
                               "seconds": round(time.perf_counter() - t0, 2)})
     bar.close()
@@ -211,7 +258,7 @@ def _reference(n: Network, folder: Path, record_id: str) -> dict:
     key = (n.architecture, n.dataset, tuple(n.reference))
     if key in _REFERENCES and _REFERENCES[key]["path"].exists():
         return _REFERENCES[key]
-    path = _artifact(n.architecture, n.dataset, n.reference)
+    path, _ = _artifact(n.architecture, n.dataset, n.reference)
     stored = [r for r in read_log(folder / "references.jsonl", trials_only=False)
               if (r["architecture"], r["dataset"], tuple(r["channels"])) == key and r["sha256"] == _sha(path)]
     if stored:
@@ -229,32 +276,47 @@ def _reference(n: Network, folder: Path, record_id: str) -> dict:
 def _time(n: Network, ref: dict) -> dict:
     from helpers.deploy.latency import measure_tflite_paired
 
-    path = _artifact(n.architecture, n.dataset, n.channels)
+    path, macs = _artifact(n.architecture, n.dataset, n.channels, n.plan)
     p = measure_tflite_paired(path, ref["path"])
     return {"latency_ms": p.ratio * ref["int8_ms"], "ratio": p.ratio, "ratio_iqr": p.ratio_iqr, "noisy": p.noisy,
-            "speedup_vs_int8": 1 / p.ratio, "spec": n.spec_id()}
+            "speedup_vs_int8": 1 / p.ratio, "spec": n.spec_id(), "macs": macs}
 
 
-def _artifact(architecture: str, dataset: str, channels) -> Path:
-    """The int8 artifact of a network built from its spec with seeded weights (cached under runs/retime/ by spec)."""
+def rebuild(architecture: str, dataset: str, channels, plan: str = ""):
+    """The network of a spec with seeded weights (a study's steps applied), in eval mode, and its dataset's val split."""
     import torch
 
+    from helpers.compress.plan import CompressionPlan
+    from helpers.compress.registry import Context
     from helpers.datasets.data import load_dataset
-    from helpers.deploy.export_cache import export_tflite
     from helpers.networks.models import build_model
 
     val = load_dataset(dataset, "val")
-    from helpers.core.identity import EXPORT_CODE, code_digest
-
-    name = json.dumps([architecture, dataset, list(channels), code_digest(*EXPORT_CODE)])
-    path = paths.RUNS / "retime" / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}.tflite"
-    if path.exists():
-        return path
     torch.manual_seed(0)
     model = build_model(architecture, val.num_classes, val.in_channels, channels=list(channels)).eval()
+    if plan:
+        steps = [{"method": st["method"], **st["params"]} for st in json.loads(plan)]
+        ctx = Context(input_size=val.images.shape[-1], in_channels=val.in_channels)
+        model, _, _ = CompressionPlan.from_dict({"steps": steps}).run_steps(model, ctx)
+    return model.eval(), val
+
+
+def _artifact(architecture: str, dataset: str, channels, plan: str = "") -> tuple[Path, int]:
+    """The int8 artifact of a network built from its spec with seeded weights (cached under runs/retime/ by spec) and
+    the network's MACs."""
+    from helpers.core.identity import EXPORT_CODE, code_digest
+    from helpers.deploy.export_cache import export_tflite
+    from helpers.networks.models import count_macs_params
+
+    model, val = rebuild(architecture, dataset, channels, plan)
+    macs = count_macs_params(model, val.images.shape[-1], val.in_channels)[0]
+    name = json.dumps([architecture, dataset, list(channels), code_digest(*EXPORT_CODE)] + ([plan] if plan else []))
+    path = paths.RUNS / "retime" / f"{hashlib.sha256(name.encode()).hexdigest()[:16]}.tflite"
+    if path.exists():
+        return path, macs
     calib = [val.images[i:i + 1].float() for i in range(min(CALIBRATION, len(val)))]
     path.parent.mkdir(parents=True, exist_ok=True)
-    return export_tflite(model, path, "int8", calib, input_size=val.images.shape[-1], in_channels=val.in_channels)
+    return export_tflite(model, path, "int8", calib, input_size=val.images.shape[-1], in_channels=val.in_channels), macs
 
 
 def _sha(path: Path) -> str:

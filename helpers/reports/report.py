@@ -234,13 +234,15 @@ def build_report(profile: str = "default", root: Path | None = None) -> str:
 def retime_sections(root: Path) -> list[str]:
     """One section per machine that re-timed committed networks (``python -m helpers retime``): the controls' speed-ups
     there beside those measured where they were trained, and the table's answer with that machine's latencies."""
-    from helpers.analysis.answer import retimed_comparison
+    from helpers.analysis.answer import retimed_comparison, retimed_studies
     from helpers.search.store import read_log
 
     lines = []
     table_rows = retimed_comparison(root)
+    study_rows = retimed_studies(root)
     for log in sorted(Path(root).glob("retime/*/latency.jsonl")):
-        rows = [r for r in read_log(log, trials_only=False) if r.get("status") == "ok"]
+        rows_all = read_log(log, trials_only=False)
+        rows = [r for r in rows_all if r.get("status") == "ok"]
         refs = read_log(log.parent / "references.jsonl", trials_only=False)
         m = log.parent.name
         lines += [f"### Re-timed on machine `{m}`", "",
@@ -256,6 +258,18 @@ def retime_sections(root: Path) -> list[str]:
                         ["measured on", "dataset", "kind", "channels", "there", "here"],
                         [f"| `{Path(r.source).parent.name}` | {r.dataset} | {r.kind} | {'/'.join(map(str, r.channels))} "
                          f"| {r.speedup_vs_int8_there:.2f}x | {r.speedup_vs_int8_here:.2f}x |" for r in both.itertuples()])
+        studies = study_rows[study_rows.machine == m] if len(study_rows) else study_rows
+        if len(studies):
+            lines += md("The first studies' registered verdict (GP's chosen latency / random search's, median over "
+                        "seeds, 90% interval) with this machine's latencies, beside the machine they ran on:",
+                        ["study", "dataset", "seeds", "ran on", "there", "here", "interval here", "verdict here"],
+                        [f"| {r.study} | {r.dataset} | {r.seeds} | `{r.ran_on}` | {r.there_median_ratio:.3f} "
+                         f"({_short_verdict(r.there_verdict)}) | {r.median_ratio:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
+                         f"{r.verdict} |" for r in studies.itertuples()])
+        mismatched = [r for r in rows_all if r.get("status") == "mismatch"]
+        if mismatched:
+            lines += [f"{len(mismatched)} rebuilt networks had other MACs than their study logged and are not used: "
+                      + ", ".join(f"`{r['key']}`" for r in mismatched) + ".", ""]
         mine = table_rows[table_rows.machine == m] if len(table_rows) else table_rows
         for r in mine.itertuples():
             lines += [f"{r.dataset}, the table's answer with this machine's latencies ({r.networks} networks re-timed): "
@@ -264,6 +278,10 @@ def retime_sections(root: Path) -> list[str]:
                       + (f"from scratch is {r.ratio:.2f}x faster." if r.ratio >= 1 else
                          f"pruned is {1 / r.ratio:.2f}x faster."), ""]
     return lines
+
+
+def _short_verdict(verdict: str) -> str:
+    return verdict.split(" (")[0]
 
 
 def study_sections(root: Path) -> list[str]:
