@@ -250,7 +250,14 @@ def answer_markdown(root: Path | None = None, width: int = 120) -> list[str]:
                                  + (f"{r.ratio:.2f}x faster" if r.ratio >= 1 else f"{1 / r.ratio:.2f}x slower")
                                  + f" than pruned `{r.pruned}` (plain int8 {r.reference_ms:.4f} ms)"
                                  for r in again.itertuples()) + ".")
-    machines = sorted(set(rows.machine) | set(again.machine if len(again) else []))
+    studies = retimed_studies(root)
+    if len(studies):
+        lines += [""] + wrap("The first studies' chosen plans re-timed (their registered verdict, GP / random search, "
+                             "with each machine's latencies): " + "; ".join(
+                                 f"{short_machine(r.machine)}, `{r.study}` {r.dataset}: {r.median_ratio:.3f} "
+                                 f"[{r.lo:.3f}, {r.hi:.3f}], {_short(r.verdict)}" for r in studies.itertuples()) + ".")
+    machines = sorted(set(rows.machine) | set(again.machine if len(again) else [])
+                      | set(studies.machine if len(studies) else []))
     lines += [""] + wrap(f"Machines (each row's latencies are one machine's): "
                          + "; ".join(f"{short_machine(m)} = `{m}`" for m in machines)
                          + f". Holds: the hypothesis's side of the claim (targets met, GP better, compression at least as fast, "
