@@ -142,7 +142,7 @@ def retimed_studies(root: Path | None = None) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _short(verdict: str) -> str:
+def short_verdict(verdict: str) -> str:
     """A registered verdict without its parenthesis ("no difference shown (criterion not met)" -> the first part)."""
     return verdict.split(" (")[0]
 
@@ -175,7 +175,7 @@ def _first_studies(base: Path) -> list[list]:
         meta = json.loads(layout.meta.read_text())
         chosen = pd.read_csv(layout.chosen)
         for r in verdict(chosen, meta["criterion"], planned_seeds=len(meta["config"]["seeds"])).itertuples():
-            out.append([f"`{meta['config']['name']}` gp vs random", r.dataset, _short(r.verdict),
+            out.append([f"`{meta['config']['name']}` gp vs random", r.dataset, short_verdict(r.verdict),
                         f"{r.median_ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}], {r.seeds} seeds", layout.folder.name,
                         bool(r.met)])
     return out
@@ -195,7 +195,7 @@ def _table_rows(base: Path) -> list[list]:
                 continue  # verdicts live where the table was re-timed
             v = pd.read_csv(layout.verdicts(ds))
             for r in v[v.budget == PRIMARY_BUDGET].itertuples():
-                out.append([f"table {r.first} vs {r.second}", ds, _short(r.verdict),
+                out.append([f"table {r.first} vs {r.second}", ds, short_verdict(r.verdict),
                             f"{r.median_ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}], {r.seeds} seeds, p {r.p:.2g}", machine,
                             r.verdict == "first better"])
             ref = json.loads(layout.reference(ds).read_text())
@@ -255,7 +255,7 @@ def answer_markdown(root: Path | None = None, width: int = 120) -> list[str]:
         lines += [""] + wrap("The first studies' chosen plans re-timed (their registered verdict, GP / random search, "
                              "with each machine's latencies): " + "; ".join(
                                  f"{short_machine(r.machine)}, `{r.study}` {r.dataset}: {r.median_ratio:.3f} "
-                                 f"[{r.lo:.3f}, {r.hi:.3f}], {_short(r.verdict)}" for r in studies.itertuples()) + ".")
+                                 f"[{r.lo:.3f}, {r.hi:.3f}], {short_verdict(r.verdict)}" for r in studies.itertuples()) + ".")
     machines = sorted(set(rows.machine) | set(again.machine if len(again) else [])
                       | set(studies.machine if len(studies) else []))
     lines += [""] + wrap(f"Machines (each row's latencies are one machine's): "

@@ -234,7 +234,7 @@ def build_report(profile: str = "default", root: Path | None = None) -> str:
 def retime_sections(root: Path) -> list[str]:
     """One section per machine that re-timed committed networks (``python -m helpers retime``): the controls' speed-ups
     there beside those measured where they were trained, and the table's answer with that machine's latencies."""
-    from helpers.analysis.answer import retimed_comparison, retimed_studies
+    from helpers.analysis.answer import retimed_comparison, retimed_studies, short_verdict
     from helpers.search.store import read_log
 
     lines = []
@@ -264,7 +264,7 @@ def retime_sections(root: Path) -> list[str]:
                         "seeds, 90% interval) with this machine's latencies, beside the machine they ran on:",
                         ["study", "dataset", "seeds", "ran on", "there", "here", "interval here", "verdict here"],
                         [f"| {r.study} | {r.dataset} | {r.seeds} | `{r.ran_on}` | {r.there_median_ratio:.3f} "
-                         f"({_short_verdict(r.there_verdict)}) | {r.median_ratio:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
+                         f"({short_verdict(r.there_verdict)}) | {r.median_ratio:.3f} | [{r.lo:.3f}, {r.hi:.3f}] | "
                          f"{r.verdict} |" for r in studies.itertuples()])
         mismatched = [r for r in rows_all if r.get("status") == "mismatch"]
         if mismatched:
@@ -278,10 +278,6 @@ def retime_sections(root: Path) -> list[str]:
                       + (f"from scratch is {r.ratio:.2f}x faster." if r.ratio >= 1 else
                          f"pruned is {1 / r.ratio:.2f}x faster."), ""]
     return lines
-
-
-def _short_verdict(verdict: str) -> str:
-    return verdict.split(" (")[0]
 
 
 def study_sections(root: Path) -> list[str]:
