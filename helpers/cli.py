@@ -352,6 +352,31 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _cmd_fit(args) -> int:
+    from helpers.experiments.fit import FitConfig, run_fit
+    from helpers.reports.fit_report import recommendation, write_fit_report
+    from helpers.search.cluster import executor_for
+
+    cfg = FitConfig(model=args.model, data=args.data, out=args.out, weights=args.weights, input_size=args.input_size,
+                    bar=args.bar, target=args.target, budget=args.budget, epochs=args.epochs,
+                    train_images=args.train_images, val_images=args.val_images, test_images=args.test_images,
+                    seed=args.seed)
+    log = (lambda line: print(line, file=sys.stderr)) if args.json else print
+    from helpers.experiments.fit import check_config
+
+    check_config(cfg)  # every bad input is one sentence before a worker starts or a file is written
+    with executor_for(args.workers, args.scheduler) as executor:
+        result = run_fit(cfg, args.resume, progress=not (args.json or args.quiet), log=log, executor=executor,
+                         n_parallel=args.workers or (2 if args.scheduler else 1))
+    report = write_fit_report(os.path.join(args.out, "fit.json"))
+    if args.json:
+        print(json.dumps({k: v for k, v in result.items() if k not in ("screened", "full")}, indent=2, default=str))
+        return 0
+    print(recommendation(result))
+    print(f"report: {report}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from helpers.networks.params import PROFILES
 
@@ -502,6 +527,39 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=positive, help="stop after this many new rows (the next call goes on)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_retime)
+
+    p = sub.add_parser("fit", help="the fastest deployable int8 model of your network and data under your bar",
+                       description="Search smaller networks of your network's family trained from scratch (width per "
+                                   "stage, depth, stem stride, input resolution), with and without distillation from "
+                                   "your network, and structured-pruned copies of it, by Bayesian optimisation with "
+                                   "successive halving; each candidate exported int8 and timed here against your "
+                                   "network's plain int8. Writes model.tflite, model.pt, fit.json and report.md to "
+                                   "--out; resumable with --resume.")
+    p.add_argument("--model", required=True, help="a torchvision classification name (resnet18, mobilenet_v2, ...) or "
+                                                  "module:function returning an nn.Module (num_classes= is passed "
+                                                  "when it takes it)")
+    p.add_argument("--weights", help="the network's trained state_dict (loaded with weights_only); without it the "
+                                     "network is trained here for --epochs first")
+    p.add_argument("--data", required=True, help="fashion_mnist, glyphs, cifar10, cifar100 or imagefolder:DIR")
+    p.add_argument("--input-size", type=positive, default=32, help="square input size in pixels (default 32)")
+    p.add_argument("--bar", type=float, default=1.0, help="accuracy points below your network's own int8 validation "
+                                                          "accuracy still acceptable (default 1)")
+    p.add_argument("--target", default="cpu", help="cpu (LiteRT here) or edgetpu (the Edge TPU delegate where present,"
+                                                   " else this CPU's latency for networks whose every op maps to it)")
+    p.add_argument("--budget", type=positive, default=12, help="candidates screened (default 12); the best third are "
+                                                               "trained for the full passes")
+    p.add_argument("--epochs", type=float, default=1.0, help="training passes of a full-budget candidate (default 1)")
+    p.add_argument("--train-images", type=positive, help="seeded training subset (default: the whole split)")
+    p.add_argument("--val-images", type=positive, help="seeded validation subset (default: the whole split)")
+    p.add_argument("--test-images", type=positive, help="seeded test subset (default: the whole split)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the search and of every training run")
+    p.add_argument("--workers", type=positive, help="candidates trained at once on a local Dask cluster")
+    p.add_argument("--scheduler", help="address of a running Dask scheduler")
+    p.add_argument("--out", required=True, help="the folder for the model, its report and the logs")
+    p.add_argument("--resume", action="store_true", help="go on with the fit in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (progress lines go to stderr)")
+    p.set_defaults(func=_cmd_fit)
 
     p = sub.add_parser("baseline", help="bring your own network: import a torchvision state_dict as a baseline")
     bsub = p.add_subparsers(dest="action", required=True)

@@ -186,6 +186,7 @@ def test_a_params_file_is_checked_whole_before_the_first_notebook(tmp_path, monk
         ('"03": {sweep: [1]}\n', "03.sweep is a list"),
         ("common: {baseline_spec: {widths: {}}}\n", "baseline_spec lacks epochs"),
         ("common: {baseline_spec: {widths: {}, epochs: {}, train_images: 0}}\n", "train_images is 0"),
+        ("common: {baseline_spec: {widths: {}, epochs: {}, val_images: 0}}\n", "val_images is 0"),
         ("common: {finetune_images: -1}\n", "common.finetune_images is -1"),
         ("common: [unclosed\n", "line 2, column 1"),
     ]:

@@ -126,7 +126,7 @@ def planned(spec: ControlsSpec, baseline_spec, profile_params: dict, profile: st
 def _control_args(arch: str, dataset: str, row: dict, baseline_spec) -> tuple[tuple, dict]:
     width = baseline_spec.widths[arch] * (row["fraction"] if arch != "resnet18" else 1.0)
     return ((arch, dataset, width, row["epochs"], baseline_spec.batch_size, baseline_spec.lr, baseline_spec.train_images),
-            {"seed": baseline_spec.seed, "channels": row["channels"]})
+            {"seed": baseline_spec.seed, "channels": row["channels"], "val_images": baseline_spec.val_images})
 
 
 def train_control(arch: str, dataset: str, row: dict, baseline_spec, progress: bool = True):

@@ -6,4 +6,4 @@ packages below it. Import a module from here (``from helpers.networks import bas
 underscore stay inside the package.
 """
 
-__all__ = ['baselines', 'checkpoints', 'models', 'params', 'train', 'zoo']
+__all__ = ['baselines', 'checkpoints', 'family', 'models', 'params', 'train', 'zoo']

@@ -134,10 +134,11 @@ def check_profile(profile_params: dict, books: dict[str, Path], where: str) -> N
                     spec = BaselineSpec.parse(value)
                 except (TypeError, ValueError) as exc:
                     raise ChainError(f"params file {where}: {name}.{exc}") from None
-                if spec.train_images is not None and (isinstance(spec.train_images, bool)
-                                                      or not isinstance(spec.train_images, int) or spec.train_images < 1):
-                    raise ChainError(f"params file {where}: {name}.baseline_spec.train_images is "
-                                     f"{spec.train_images!r}; give a positive whole number (or null for all)")
+                for field in ("train_images", "val_images"):
+                    n = getattr(spec, field)
+                    if n is not None and (isinstance(n, bool) or not isinstance(n, int) or n < 1):
+                        raise ChainError(f"params file {where}: {name}.baseline_spec.{field} is {n!r}; give a positive "
+                                         "whole number (or null for all)")
 
 
 

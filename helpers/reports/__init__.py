@@ -6,4 +6,4 @@ packages below it. Import a module from here (``from helpers.reports import book
 underscore stay inside the package.
 """
 
-__all__ = ['book', 'browser', 'controls_report', 'markdown', 'plots', 'report', 'table_report']
+__all__ = ['book', 'browser', 'controls_report', 'fit_report', 'markdown', 'plots', 'report', 'table_report']
