@@ -352,6 +352,17 @@ def _cmd_search(args) -> int:
     return 0
 
 
+def _fractions(text: str) -> tuple:
+    """An argparse type: comma-separated fractions in (0, 1] (fit's control widths)."""
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma-separated list of fractions, e.g. 0.5,0.75") from None
+    if not all(0 < v <= 1 for v in values):
+        raise argparse.ArgumentTypeError(f"{text!r}: each width must be a fraction in (0, 1], e.g. 0.5,0.75")
+    return values
+
+
 def _cmd_fit(args) -> int:
     from helpers.experiments.fit import FitConfig, run_fit
     from helpers.reports.fit_report import recommendation, write_fit_report
@@ -360,7 +371,7 @@ def _cmd_fit(args) -> int:
     cfg = FitConfig(model=args.model, data=args.data, out=args.out, weights=args.weights, input_size=args.input_size,
                     bar=args.bar, target=args.target, budget=args.budget, epochs=args.epochs,
                     train_images=args.train_images, val_images=args.val_images, test_images=args.test_images,
-                    seed=args.seed)
+                    seed=args.seed, controls=args.controls)
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     from helpers.experiments.fit import check_config
 
@@ -553,6 +564,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-images", type=positive, help="seeded validation subset (default: the whole split)")
     p.add_argument("--test-images", type=positive, help="seeded test subset (default: the whole split)")
     p.add_argument("--seed", type=int, default=0, help="seed of the search and of every training run")
+    p.add_argument("--controls", type=_fractions, default=(0.5, 0.75),
+                   help="uniform widths trained from scratch as controls, comma-separated (default 0.5,0.75)")
     p.add_argument("--workers", type=positive, help="candidates trained at once on a local Dask cluster")
     p.add_argument("--scheduler", help="address of a running Dask scheduler")
     p.add_argument("--out", required=True, help="the folder for the model, its report and the logs")

@@ -35,7 +35,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["TARGETS", "FitConfig", "FitError", "load_network", "check_config", "run_fit", "ETA"]
+__all__ = ["TARGETS", "ETA", "Fit", "FitConfig", "FitError", "load_network", "check_config", "free_dimensions", "run_fit"]
 
 TARGETS = ("cpu", "edgetpu")
 ETA = 3  # successive halving: a third of the passes to screen, the best third promoted
@@ -67,6 +67,7 @@ class FitConfig:
     batch_size: int = 128
     lr: float = 0.05
     seed: int = 0
+    controls: tuple = CONTROL_FRACTIONS  # uniform widths trained from scratch beside the candidates
 
     @property
     def promoted(self) -> int:
@@ -132,6 +133,8 @@ def check_config(cfg: FitConfig):
                        "validation accuracy (default 1)")
     if cfg.budget < 2:
         raise FitError(f"--budget {cfg.budget} screens too few candidates for one promotion; give at least 2")
+    if any(not isinstance(f, (int, float)) or not 0 < f <= 1 for f in cfg.controls):
+        raise FitError(f"--controls {','.join(map(str, cfg.controls))}: each uniform width must be a fraction in (0, 1]")
     if cfg.epochs <= 0:
         raise FitError(f"--epochs {cfg.epochs} must be positive training passes")
     if cfg.input_size < 16:
@@ -208,7 +211,7 @@ def _resized(ds, size: int):
     return ArrayDataset(x.contiguous(), ds.targets, ds.classes, ds.name, ds.split, f"{ds.fingerprint}-{size}px")
 
 
-class _Fit:
+class Fit:
     """The state of one fit: config, data, the given network and its plain int8 reference."""
 
     def __init__(self, cfg: FitConfig, net, data, log=print, progress: bool = False):
@@ -311,7 +314,7 @@ class _Fit:
         return self.reference
 
 
-def _train_given(fit: _Fit) -> None:
+def _train_given(fit: Fit) -> None:
     """Without ``--weights`` the given network is trained here for ``--epochs`` passes (the budget-matched network,
     kept as given.pt so a resumed fit reloads it instead of training it again)."""
     import torch
@@ -338,6 +341,7 @@ def _train_given(fit: _Fit) -> None:
 def _config_record(cfg: FitConfig) -> dict:
     rec = asdict(cfg)
     rec.pop("out")
+    rec["controls"] = [float(f) for f in rec["controls"]]
     return rec
 
 
@@ -365,7 +369,7 @@ def run_fit(cfg: FitConfig, resume: bool = False, progress: bool = False, log=pr
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "config.json", asked)
 
-    fit = _Fit(cfg, net, data, log, progress)
+    fit = Fit(cfg, net, data, log, progress)
     if cfg.weights is None:
         _train_given(fit)
     ref = fit.make_reference()
@@ -387,7 +391,7 @@ def run_fit(cfg: FitConfig, resume: bool = False, progress: bool = False, log=pr
 
     queue = [{"stage": "control", "source": None, "values": {"kind": "scratch", **uniform_member(fit.given, f),
                                                             "resolution": 1.0, "distill": 0.0, "temperature": 4.0},
-              "label": f"uniform width {f} from scratch"} for f in CONTROL_FRACTIONS]
+              "label": f"uniform width {f} from scratch"} for f in cfg.controls]
     queue += [{"stage": "promoted", "source": t["trial"], "values": t["values"], "label": f"screen trial {t['trial']}"}
               for t in promoted]
     done = {(r["stage"], json.dumps(r["values"], sort_keys=True)) for r in read_log(out / "full.jsonl",
@@ -424,7 +428,7 @@ def _line(stage: str, row: dict) -> str:
             f"({1 / row['ratio_to_given_int8']:.2f}x), {'clears' if row['feasible'] else 'misses'} the bar")
 
 
-def _finish(fit: _Fit, cfg: FitConfig, objective, screened: list, promoted: list, full: list) -> dict:
+def _finish(fit: Fit, cfg: FitConfig, objective, screened: list, promoted: list, full: list) -> dict:
     """Choose on validation, score the chosen network on test once, copy its files to ``--out``, write fit.json."""
     import shutil
 

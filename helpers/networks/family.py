@@ -23,7 +23,8 @@ from torch import nn
 from torchvision.models import MobileNetV2
 from torchvision.models.resnet import BasicBlock, ResNet
 
-__all__ = ["FAMILIES", "FamilyResNet", "family_of", "family_space", "build_member", "uniform_member"]
+__all__ = ["FAMILIES", "FamilyResNet", "family_of", "family_space", "build_member", "uniform_member", "small_resnet18",
+           "small_mobilenet_v2"]
 
 FAMILIES = ("resnet", "mobilenet_v2", "generic")
 DEPTHS = (0.5, 0.75, 1.0)
@@ -184,3 +185,18 @@ def _mnv2_member(shape: dict, values: dict) -> nn.Module:
     model.features[0] = Conv2dNormActivation(shape["in_channels"], model.features[0][0].out_channels, stride=stride,
                                              norm_layer=nn.BatchNorm2d, activation_layer=nn.ReLU6)
     return reinitialise(model)
+
+
+def small_resnet18(num_classes: int, in_channels: int = 1, width: float = 0.25) -> nn.Module:
+    """The workbench's small-input ResNet-18 (x0.25 by default) as a ``module:function`` for ``fit --model``
+    (``helpers.networks.family:small_resnet18``): the given network of ``benchmarks/bench_fit.py``."""
+    from helpers.networks.models import build_model
+
+    return build_model("resnet18", num_classes, in_channels, width)
+
+
+def small_mobilenet_v2(num_classes: int, in_channels: int = 1, width: float = 0.5) -> nn.Module:
+    """The workbench's small-input MobileNetV2 (x0.5 by default) as a ``module:function`` for ``fit --model``."""
+    from helpers.networks.models import build_model
+
+    return build_model("mobilenet_v2", num_classes, in_channels, width)
