@@ -375,10 +375,10 @@ def _cmd_fit(args) -> int:
     log = (lambda line: print(line, file=sys.stderr)) if args.json else print
     from helpers.experiments.fit import check_config
 
-    check_config(cfg)  # every bad input is one sentence before a worker starts or a file is written
+    checked = check_config(cfg)  # every bad input is one sentence before a worker starts or a file is written
     with executor_for(args.workers, args.scheduler) as executor:
         result = run_fit(cfg, args.resume, progress=not (args.json or args.quiet), log=log, executor=executor,
-                         n_parallel=args.workers or (2 if args.scheduler else 1))
+                         n_parallel=args.workers or (2 if args.scheduler else 1), checked=checked)
     report = write_fit_report(os.path.join(args.out, "fit.json"))
     if args.json:
         print(json.dumps({k: v for k, v in result.items() if k not in ("screened", "full")}, indent=2, default=str))

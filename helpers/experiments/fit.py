@@ -280,16 +280,24 @@ class Fit:
         return row
 
     def _edgetpu(self, path) -> dict:
-        from helpers.deploy.edgetpu import delegate_available, offline_report, report
+        """The Edge TPU's placement of the artifact (the compiler's report where it is installed, else the offline
+        rules) and, on a host with the delegate, the compiled model's latency on the Edge TPU. Without the delegate a
+        network with any op left on the CPU is not deployable there, so the candidate fails."""
+        from helpers.deploy.edgetpu import DELEGATE_LIBRARY, delegate_available, report
+        from helpers.deploy.latency import measure_tflite
 
-        rep = report(path) if delegate_available() else offline_report(path)
-        summary = rep.summary()
-        mapped = summary.get("cpu_ops", 1) == 0
-        if not delegate_available() and not mapped:
-            raise RuntimeError(f"{summary.get('cpu_ops')} op(s) would run on the CPU, not the Edge TPU (offline "
-                               "report): not deployable on the target")
-        return {"edgetpu": summary, "latency_source": "edgetpu" if delegate_available() else
-                "cpu here, every op mapped to the Edge TPU by the offline report"}
+        rep = report(path, self.out / "candidates")
+        on_device = delegate_available()
+        if rep.cpu_ops and not on_device:
+            raise RuntimeError(f"{rep.cpu_ops} of {rep.total_ops} ops would run on the CPU, not the Edge TPU (first: "
+                               f"{rep.first_cpu_op}, {rep.first_cpu_reason}; {rep.source} report): not deployable on "
+                               "the target")
+        row = {"edgetpu": rep.summary(), "latency_source": "cpu here; every op maps to the Edge TPU by the "
+               f"{rep.source} report"}
+        if on_device and rep.compiled_model:
+            row["edgetpu_latency_ms"] = measure_tflite(rep.compiled_model, delegate_library=DELEGATE_LIBRARY).median_ms
+            row["latency_source"] = "cpu here; edgetpu_latency_ms timed on this host's Edge TPU"
+        return row
 
     # -- the reference -------------------------------------------------------------------------
     def make_reference(self) -> dict:
@@ -346,14 +354,15 @@ def _config_record(cfg: FitConfig) -> dict:
 
 
 def run_fit(cfg: FitConfig, resume: bool = False, progress: bool = False, log=print, executor=None,
-            n_parallel: int = 1) -> dict:
+            n_parallel: int = 1, checked: tuple | None = None) -> dict:
     """The whole fit (see the module docstring); returns ``fit.json``'s content. Resumable: the same command with
-    ``resume`` goes on from the logs and gives the same candidates (latencies within timing noise)."""
+    ``resume`` goes on from the logs and gives the same candidates (latencies within timing noise). ``checked`` is
+    ``check_config``'s answer when the caller has it already (the data is then read once)."""
     from helpers.core.io import write_json
     from helpers.search.engine import Objective, run_search
     from helpers.search.store import append_log, read_log
 
-    net, data = check_config(cfg)
+    net, data = checked or check_config(cfg)
     out = Path(cfg.out)
     asked = _config_record(cfg)
     if (out / "config.json").exists():
