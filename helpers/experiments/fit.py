@@ -142,8 +142,14 @@ def check_config(cfg: FitConfig):
     if not known_dataset(cfg.data):
         raise FitError(f"--data {cfg.data!r} is not a dataset; give fashion_mnist, glyphs, cifar10, cifar100 or "
                        "imagefolder:DIR")
-    probe = load_network(cfg.model, 2, 3) if ":" in cfg.model else None
-    in_channels = _first_conv_channels(probe) if probe is not None else 3
+    try:  # the data's own channels and classes first: a module:function network is built for them
+        native = load_dataset(cfg.data, "val", cfg.input_size)
+    except (ValueError, FileNotFoundError) as exc:
+        raise FitError(f"--data {cfg.data}: {exc}") from None
+    if native.num_classes < 2:
+        raise FitError(f"--data {cfg.data} has {native.num_classes} class(es); give at least two")
+    net = load_network(cfg.model, native.num_classes, native.in_channels)
+    in_channels = _first_conv_channels(net)
     try:
         data = {s: load_dataset(cfg.data, s, cfg.input_size, in_channels) for s in ("train", "val", "test")}
     except (ValueError, FileNotFoundError) as exc:
@@ -153,7 +159,6 @@ def check_config(cfg: FitConfig):
             raise FitError(f"--data {cfg.data}: its {split} split has {len(ds)} image(s) of "
                            f"{len(set(ds.targets.tolist()))} class(es); give at least two classes with images in "
                            "every split")
-    net = load_network(cfg.model, data["train"].num_classes, in_channels)
     in_channels = _first_conv_channels(net)
     if in_channels not in (1, 3):
         raise FitError(f"the given network takes {in_channels} input channels; fit feeds 1 (grey) or 3 (colour)")
