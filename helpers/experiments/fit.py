@@ -225,7 +225,6 @@ class Fit:
         self.train_ds = data["train"].subset(cfg.train_images, seed=cfg.seed)
         self.val_ds = data["val"].subset(cfg.val_images, seed=cfg.seed)
         self.test_ds = data["test"].subset(cfg.test_images, seed=cfg.seed)
-        self.teacher_passes = 0.0
 
     # -- one candidate ---------------------------------------------------------------------------
     def candidate(self, values: dict, epochs: float, tag: str, keep_weights: bool) -> dict:

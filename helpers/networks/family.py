@@ -63,9 +63,8 @@ def _mnv2_shape(model) -> dict:
         else:
             prev = [t, c, 1, s]
             setting.append(prev)
-    last = model.features[-1][0]
     return {"setting": setting, "stem_channels": stem.out_channels, "stem_stride": stem.stride[0],
-            "last_channels": last.out_channels, "in_channels": stem.in_channels,
+            "in_channels": stem.in_channels,
             "num_classes": model.classifier[-1].out_features}
 
 
