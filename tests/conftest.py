@@ -96,6 +96,23 @@ def smoke_chain():
                           text=True, timeout=1500)
 
 
+@pytest.fixture(scope="session")
+def baseline_exports(tmp_path_factory):
+    """ResNet-18 and MobileNetV2 x0.25 (seeded weights, 1x32x32) exported as fp32 and int8 with seeded calibration:
+    ``(models, files, folder, calibration)``, ``files[name, mode]``. One session fixture for the export and Edge TPU
+    tests, whose modules share the ``exports`` xdist group so that it is made once (a minute of conversions)."""
+    from helpers.deploy.export import export_tflite
+    from helpers.networks.models import build_model
+
+    out = tmp_path_factory.mktemp("exp")
+    torch.manual_seed(0)
+    calib = [torch.randn(4, 1, 32, 32) for _ in range(4)]
+    models = {name: build_model(name, 10, 1, 0.25).eval() for name in ("resnet18", "mobilenet_v2")}
+    files = {(name, mode): export_tflite(m, out / f"{name}_{mode}.tflite", mode, calib)
+             for name, m in models.items() for mode in ("fp32", "int8")}
+    return models, files, out, calib
+
+
 @pytest.fixture
 def cifar_root(tmp_path):
     """A data root holding tiny CIFAR-10 and CIFAR-100 files in the real pickle format."""

@@ -63,11 +63,10 @@ def test_parse_rejects_a_truncated_report():
 
 
 @pytest.fixture(scope="module")
-def int8_and_fp32(tmp_path_factory):
-    out = tmp_path_factory.mktemp("etpu")
-    model = build_model("mobilenet_v2", 10, 1, 0.25).eval()
-    calib = [torch.randn(2, 1, 32, 32)]
-    return export_tflite(model, out / "m_int8.tflite", "int8", calib), export_tflite(model, out / "m_fp32.tflite", "fp32")
+def int8_and_fp32(baseline_exports):
+    """MobileNetV2 x0.25 as int8 and fp32 (the session's baseline exports, shared with the export tests)."""
+    files = baseline_exports[1]
+    return files["mobilenet_v2", "int8"], files["mobilenet_v2", "fp32"]
 
 
 def _fake_compiler(tmp_path, monkeypatch, body: str):
@@ -79,13 +78,15 @@ def _fake_compiler(tmp_path, monkeypatch, body: str):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("exports")  # beside the export tests: baseline_exports made once
 def test_compiler_report_is_parsed(int8_and_fp32, tmp_path, monkeypatch):
     _fake_compiler(tmp_path, monkeypatch, f"cat <<'EOF'\n{REPORT}EOF\n")
     r = edgetpu.report(int8_and_fp32[0], tmp_path / "out")
-    assert r.source == "compiler" and r.cpu_ops == 1 and r.compiled_model.endswith("m_int8_edgetpu.tflite")
+    assert r.source == "compiler" and r.cpu_ops == 1 and r.compiled_model.endswith("mobilenet_v2_int8_edgetpu.tflite")
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("exports")  # beside the export tests: baseline_exports made once
 def test_compiler_failure_is_reported(int8_and_fp32, tmp_path, monkeypatch):
     _fake_compiler(tmp_path, monkeypatch, "echo 'Compilation failed due to large activation tensors' >&2; exit 1\n")
     with pytest.raises(EdgeTPUError, match="exit 1.*large activation tensors"):
@@ -93,6 +94,7 @@ def test_compiler_failure_is_reported(int8_and_fp32, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("exports")  # beside the export tests: baseline_exports made once
 def test_a_float_model_is_placed_on_the_cpu_not_refused(int8_and_fp32):
     r = offline_report(int8_and_fp32[1])
     assert r.tpu_ops == 0 and r.cpu_ops == r.total_ops > 50 and r.subgraphs == 0
@@ -103,6 +105,7 @@ def test_a_float_model_is_placed_on_the_cpu_not_refused(int8_and_fp32):
 
 
 @pytest.mark.slow
+@pytest.mark.xdist_group("exports")  # beside the export tests: baseline_exports made once
 def test_offline_report_maps_the_whole_baseline(int8_and_fp32):
     r = offline_report(int8_and_fp32[0])
     assert r.first_cpu_op is None and r.cpu_ops == 0 and r.tpu_ops == r.total_ops > 50
