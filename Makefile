@@ -59,9 +59,10 @@ smoke: setup
 test: setup
 	$(PY) -m pytest -q -n 2 --dist loadgroup --durations=15
 
-# The fast tier for edits: every test that neither exports models nor runs notebooks (under a minute here).
+# The fast tier for edits: every test that takes well under a second or two (no export, notebook, training run or
+# timed search; those are marked slow and run in `make test`), on two workers: about 40 s here.
 check: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n 2 -m "not slow"
 
 # docs/results.md and the README's answer, regenerated from the committed tables under results/.
 report: setup

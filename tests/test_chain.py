@@ -40,6 +40,7 @@ def test_bad_profile_and_malformed_params(tmp_path):
         parameters_for("01", nb, {"01": {"epochz": 3}}, "smoke")
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_cli_rejects_unknown_profile_and_notebook():
     run = subprocess.run([sys.executable, "-m", "helpers", "run", "--profile", "huge"], capture_output=True, text=True)
     assert run.returncode == 2 and "invalid choice: 'huge'" in run.stderr

@@ -244,6 +244,7 @@ def test_a_compiled_model_is_recognised_and_never_recompiled(tmp_path, monkeypat
         edgetpu.compile_model(path, tmp_path / "out")
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 @pytest.mark.parametrize("kind,answer", [
     ("no_buffers", "tensor 0 refers to buffer 0, the model has 0"),
     ("bad_tensor", "operator 0 refers to tensor 99, the subgraph has 2"),

@@ -106,6 +106,7 @@ def test_a_torchvision_state_dict_is_imported_as_a_baseline_that_loads_again(tmp
         assert torch.allclose(again(x), model(x), atol=1e-6)
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_bad_imports_get_one_sentence_and_exit_2_with_nothing_written(tmp_path):
     import subprocess
     import sys

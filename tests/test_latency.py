@@ -66,6 +66,7 @@ def test_blocks_compose_the_forward(name, n_blocks):
     assert ins[0].shape == (2, 1, 32, 32)
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_torch_block_latency_rows():
     model = build_model("mobilenet_v2", 10, 1, 0.25).eval()
     rows = torch_block_latency(model, torch.randn(1, 1, 32, 32), repeats=5)

@@ -11,6 +11,7 @@ from helpers.reports.report import (ANSWER_BEGIN, ANSWER_END, BEGIN, END, RESULT
 from helpers.core.stats import difference_noise, group_accuracy, wilson_interval
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_results_page_and_readme_answer_equal_the_report_of_the_committed_tables():
     assert readme_section(RESULTS_PAGE) == build_report("default"), \
         "docs/results.md is stale: run `python -m helpers report --write`"

@@ -28,6 +28,7 @@ def test_the_committed_specs_rebuild_the_committed_networks():
     assert len(committed_networks("table", "all")) == 576
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_the_studies_chosen_plans_rebuild_with_the_macs_the_studies_logged():
     """Every chosen plan of the committed studies has a spec (the baseline's channels and the pruning step); rebuilt
     with seeded weights and the L1 criterion, a network has exactly the MACs its study logged for the trained one

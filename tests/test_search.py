@@ -51,6 +51,7 @@ def test_gp_finds_the_fastest_feasible_point(tmp_path):
     assert res.pareto and all(p["status"] == "ok" for p in res.pareto)
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_composite_gp_beats_random_search_and_skopts_gp_on_the_objective(tmp_path):
     free = [{"name": f"x{i}", "kind": "float", "low": 0.0, "high": 1.0} for i in range(3)]
     best = {"composite": [], "objective": [], "random": []}

@@ -79,6 +79,7 @@ def test_each_optimiser_spends_its_budget_on_distinct_networks_and_replays_the_s
         assert len(a) == 8
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_the_gp_never_proposes_a_network_it_has_measured():
     """Its acquisition runs over the networks not yet measured: each ask is a new trial, to the whole space, then it
     stops (snapped continuous candidates kept proposing measured networks, each proposal costing two GP fits)."""

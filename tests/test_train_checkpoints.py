@@ -13,6 +13,7 @@ def tiny():
     return load_dataset("fashion_mnist", "train").subset(512, seed=1)
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_training_lowers_loss_and_is_repeatable(tiny):
     before = evaluate(build_model("resnet18", 10, 1, 0.25), tiny)["loss"]
     runs = []
@@ -25,6 +26,7 @@ def test_training_lowers_loss_and_is_repeatable(tiny):
     assert runs[0] == pytest.approx(runs[1], rel=1e-5)  # seeded: identical on the CPU
 
 
+@pytest.mark.slow  # seconds, not milliseconds: kept out of `make check`
 def test_precision_choice_and_bf16_training(tiny):
     resnet, mobilenet = build_model("resnet18", 10, 1, 0.25), build_model("mobilenet_v2", 10, 1, 0.25)
     assert resolve_precision(mobilenet) == "fp32"  # grouped convolutions: bf16 is slower there
