@@ -220,11 +220,17 @@ def _render_fonts(fonts: list[dict], size: int, variants: int, rng: np.random.Ge
 
 
 def _render_job(job: tuple) -> np.ndarray:
+    """One font of :func:`_render_fonts`; raises if it drew other than one font's share (four doubles per jittered
+    copy), which would shift every later font's jitter away from the serial rendering."""
     path, size, variants, state, skip = job
-    bits = np.random.PCG64()
-    bits.state = state
+    bits, end = np.random.PCG64(), np.random.PCG64()
+    bits.state = end.state = state
     bits.advance(skip)
-    return _render_font(path, size, variants, np.random.Generator(bits))
+    out = _render_font(path, size, variants, np.random.Generator(bits))
+    if bits.state != end.advance(skip + len(CHARACTERS) * (variants - 1) * 4).state:
+        raise RuntimeError(f"rendering {path.name} drew other than four random numbers per jittered copy; "
+                           "update the per-font share in glyphs._render_fonts")
+    return out
 
 
 def pixel_merges(designs: list[str], families: list[str], styles: list[str], thumbs: np.ndarray,
