@@ -14,7 +14,10 @@ setup: $(VENV)/.installed $(VENV)/.system
 
 # uv installs the same pinned set as pip in about 40 s instead of about 280 s on 2 cores (it unpacks in parallel and links
 # from its cache); it does not read pip's configuration, so pip's configured indexes and wheel folders are passed on.
-# Where uv cannot be installed or fails, pip does the install as before.
+# Where uv cannot be installed or fails, pip does the install as before. --compile-bytecode: uv writes no .pyc files by
+# default (pip does), and where PYTHONDONTWRITEBYTECODE is set (it is on the CI machine) Python never writes them either,
+# so every process compiled torch, litert-torch and the rest from source again: 20 s to import the chain's libraries
+# instead of 8 s, in each of the suite's dozens of processes (kernels, CLI runs, workers); compiling once costs about 30 s.
 UV_VERSION := 0.13.9
 PIP_INDEXES := $(shell $(PYTHON) -m pip config get global.extra-index-url 2>/dev/null)
 PIP_LINKS := $(shell $(PYTHON) -m pip config get global.find-links 2>/dev/null) $(PIP_FIND_LINKS)
@@ -27,7 +30,7 @@ $(VENV)/.installed: pyproject.toml requirements.lock
 	@$(PY) -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' || \
 	  { echo "error: $(VENV) is not Python 3.11; delete $(VENV) and install python3.11"; exit 1; }
 	@{ $(PY) -m pip install -q --disable-pip-version-check uv==$(UV_VERSION) 2>/dev/null && \
-	   $(VENV)/bin/uv pip install -q --python $(PY) $(UV_SOURCES) -e '.[test]' -c requirements.lock; } || \
+	   $(VENV)/bin/uv pip install -q --compile-bytecode --python $(PY) $(UV_SOURCES) -e '.[test]' -c requirements.lock; } || \
 	 { echo "uv unavailable or failed: installing with pip"; \
 	   $(PY) -m pip install -q --disable-pip-version-check -e '.[test]' -c requirements.lock 2>&1 | grep -v "is ignored: it is neither"; } || true
 	@$(PY) -c 'import helpers, torch, litert_torch, torch_pruning, skopt, papermill' || \
