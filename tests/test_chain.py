@@ -79,7 +79,7 @@ def test_smoke_chain_runs_every_notebook(smoke_chain):
     tables = list(record_path("smoke").parent.glob("*.csv"))
     assert {"baselines.csv", "pool.csv", "artifacts.csv", "search_summary.csv", "design_accuracy.csv"} <= {t.name for t in tables}
     for t in tables:
-        assert set(pd.read_csv(t).run_record) == {record["id"]}, t.name
+        assert set(pd.read_csv(t, dtype={"run_record": str}).run_record) == {record["id"]}, t.name
     plan_records = list((paths.run_dir("smoke") / "plans").rglob("record.json"))
     assert plan_records and all(json.loads(p.read_text())["run_record"] == record["id"] for p in plan_records)
     log_lines = [json.loads(line) for log in (paths.run_dir("smoke") / "study").rglob("*-s[0-9]*-*.jsonl")

@@ -81,7 +81,19 @@ def test_record_has_the_fields_and_tables_point_to_it(tmp_path, monkeypatch):
         assert key in rec, key
     assert {"ai-edge-litert", "torchao", "scikit-learn", "numpy", "pillow"} <= set(rec["packages"])
     assert set(rec["datasets"]) == {"fashion_mnist", "glyphs"}
-    assert set(pd.read_csv(path).run_record) == {rec["id"]}
+    assert set(pd.read_csv(path, dtype={"run_record": str}).run_record) == {rec["id"]}
+
+
+def test_a_record_id_of_decimal_digits_reads_back_as_text(tmp_path, monkeypatch):
+    """A record id is 12 hex digits; about 1 in 300 is all decimal digits, which pandas would read as an integer."""
+    import pandas as pd
+
+    from helpers.records.figures import load_table, save_table
+
+    monkeypatch.setattr(paths, "RUNS", tmp_path)
+    monkeypatch.setattr(provenance, "current_record", lambda profile, params=None: {"id": "012345678901"})
+    save_table(pd.DataFrame({"a": [1, 2]}), "t", "smoke")
+    assert set(load_table("t", "smoke").run_record) == {"012345678901"}
 
 
 def test_an_output_folder_is_replaced_as_one_unit(tmp_path):

@@ -43,10 +43,13 @@ def save_table(df, name: str, profile: str, command: bool = False) -> Path:
 
 
 def load_table(name: str, profile: str):
-    """The table ``<name>.csv`` that :func:`save_table` wrote for ``profile`` on this machine, or None if absent."""
+    """The table ``<name>.csv`` that :func:`save_table` wrote for ``profile`` on this machine, or None if absent.
+
+    ``run_record`` is read as text: a record id is 12 hex digits, and one made only of decimal digits (about 1 in 300)
+    would otherwise come back as an integer that equals no record's id."""
     import pandas as pd
 
     from helpers.records.provenance import record_path
 
     path = record_path(profile).parent / f"{name}.csv"
-    return pd.read_csv(path) if path.exists() else None
+    return pd.read_csv(path, dtype={"run_record": str}) if path.exists() else None
