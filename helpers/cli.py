@@ -78,6 +78,15 @@ def _cmd_controls(args) -> int:
     from helpers.experiments.controls import load_controls, run_controls
     from helpers.core.identity import machine
 
+    if args.stage == "portable":
+        from helpers.experiments.portable import check_portable, check_sentence
+
+        check = check_portable(args.profile, args.key, progress=not args.quiet)  # nothing to check: one sentence
+        print(check_sentence(check))
+        return 0 if check["portable"] else 1
+    if args.key:
+        print("error: --key goes with --stage portable (the control to retrain here)", file=sys.stderr)
+        return 2
     if args.stage in ("curve", "all"):
         run_controls(args.profile, progress=not args.quiet, fresh=args.fresh)
     if args.stage in ("scratch-b", "all"):
@@ -482,8 +491,13 @@ def build_parser() -> argparse.ArgumentParser:
                                    "test into results/<profile>/<machine>/controls.csv; then Scratch-B of 08's chosen "
                                    "plans (scratch_b.csv). Rows already measured on this machine are kept.")
     p.add_argument("--profile", default="default", choices=PROFILES, help="parameter profile (default: default)")
-    p.add_argument("--stage", default="all", choices=("curve", "scratch-b", "all"),
-                   help="curve: the controls table; scratch-b: re-train 08's chosen plans from scratch; all (default)")
+    p.add_argument("--stage", default="all", choices=("curve", "scratch-b", "all", "portable"),
+                   help="curve: the controls table; scratch-b: re-train 08's chosen plans from scratch; all (default); "
+                        "portable: retrain one control of the machine whose controls `retime --scope controls` "
+                        "re-timed here and compare its counts, so reports may use that machine's accuracy with this "
+                        "machine's latencies")
+    p.add_argument("--key", help="with --stage portable: the control to retrain (default: the uniform width that "
+                                 "trained fastest there)")
     p.add_argument("--fresh", action="store_true", help="measure every control again instead of keeping this "
                                                        "machine's rows")
     p.add_argument("--study", help="with --stage scratch-b: re-train the chosen plans of this study config (e.g. "

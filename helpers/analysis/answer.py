@@ -264,3 +264,61 @@ def answer_markdown(root: Path | None = None, width: int = 120) -> list[str]:
                          f"inheriting better). 08's targets: {TARGETS}. Accuracy: test images correct, with a 95% Wilson interval; "
                          "the studies' and the table's intervals are 90% bootstrap intervals of a median ratio.")
     return lines + [""]
+
+
+def machine_answer(summary: pd.DataFrame | None = None, control_lines: list[str] | None = None,
+                   machine_id: str | None = None, root: Path | None = None) -> list[str]:
+    """08's lead: the answer with ``machine_id``'s latencies (this machine's by default), before the chapter's own one-seed plan. The table's
+    answer (its own rows where it was timed on ``machine_id``, else the networks re-timed there), inherit vs retrain,
+    the chapter's plans against the controls (``control_lines`` of ``final_report.controls_report``), the plans
+    against 08's targets (``summary``), GP against random search, and the word on the hypothesis."""
+    from helpers.core.identity import machine
+
+    machine_id = machine_id or machine()["id"]
+    rows = claims(root)
+    mine = rows[rows.machine == machine_id]
+    lines = [f"**The answer on this machine (`{machine_id}`); every latency below is this machine's.**", ""]
+    speed = mine[mine.claim == SPEED_CLAIM]
+    if len(speed):
+        table = "; ".join(f"{r.dataset}: {r.finding} than the fastest pruned network ({r.number})"
+                          for r in speed.itertuples())
+        lines.append(f"- **Compression against narrow networks trained from scratch** (the table `o8-table`, both "
+                     f"clearing the same bar; ms pruned/scratch and test images correct): {table}.")
+    else:
+        again = retimed_comparison(root)
+        again = again[again.machine == machine_id] if len(again) else again
+        if len(again):
+            lines.append("- **Compression against narrow networks trained from scratch** (the table's networks re-timed "
+                         "here, both clearing the same bar): " + "; ".join(
+                             f"{r.dataset}: scratch `{r.scratch}` {r.ratio:.2f}x faster than pruned `{r.pruned}` "
+                             f"({r.scratch_ms:.4f} vs {r.pruned_ms:.4f} ms)" for r in again.itertuples()) + ".")
+        else:
+            lines.append("- **Compression against narrow networks trained from scratch:** the table's networks are not "
+                         "re-timed on this machine (`python -m helpers retime --scope table`).")
+    inherit = rows[rows.claim == "inherit vs scratch"]
+    if len(inherit):
+        lines.append("- **Inheriting the baseline's weights against retraining the same pruned network from scratch** "
+                     "(the table, accuracy only): " + "; ".join(f"{r.dataset}: {r.finding} ({r.number})"
+                                                                for r in inherit.itertuples()) + ".")
+    if control_lines:
+        lines.append("- **This chapter's plans against the controls** (" + control_lines[0] + "): " + "; ".join(
+            x for x in control_lines[1:] if " gp: " in x and "against narrow networks trained" not in x) + ".")
+    if summary is not None:
+        from helpers.analysis.verdicts import o8_verdict
+
+        met = []
+        for r in summary[summary.method == "gp"].itertuples():
+            v = o8_verdict(r.test_accuracy, r.fp32_test_accuracy, r.threshold, r.speedup_vs_int8, r.speedup_vs_fp32,
+                           r.target_vs_int8, r.target_vs_fp32, int(r.test_n))
+            met.append(f"{r.dataset}: {'met' if v['met'] else 'not met'} ({r.speedup_vs_int8:.2f}x over plain int8, "
+                       f"{r.speedup_vs_fp32:.2f}x over fp32)")
+        lines.append(f"- **This chapter's one-seed GP plan against 08's targets** ({TARGETS}): " + "; ".join(met)
+                     + ". The targets compare the plan with plain int8, not with the narrower networks above.")
+    opt = rows[rows.claim.isin(["table gp vs random"]) | rows.claim.str.endswith("gp vs random")]
+    if len(opt):
+        lines.append("- **GP against random search** (registered verdicts; the machine whose latencies each uses): "
+                     + "; ".join(f"{r.claim} {r.dataset}: {r.finding} ({r.number}; {short_machine(r.machine)})"
+                                 for r in opt.drop_duplicates(["claim", "dataset", "machine"]).itertuples()) + ".")
+    lines += ["", f"**The hypothesis as a whole: {hypothesis(rows)}**, by the rule in `helpers/analysis/answer.py` "
+                  "(every claim and machine: the answer at the end of this Result)."]
+    return lines

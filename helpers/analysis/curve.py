@@ -151,6 +151,7 @@ def plans_vs_controls(plans: pd.DataFrame, profile: str, split: str = "val", spe
     """03's and 05's int8 plans (``speedup`` over plain int8, ``<split>_accuracy``, ``<split>_n``, ``budget``) against
     this machine's curve: (table, one sentence on the budgets), or (None, why not) without controls here."""
     from helpers.experiments.controls import load_controls
+    from helpers.experiments.portable import origin
     from helpers.core.identity import machine
 
     controls = load_controls(profile)
@@ -165,7 +166,7 @@ def plans_vs_controls(plans: pd.DataFrame, profile: str, split: str = "val", spe
     budgets = sorted(set(round(b, 2) for b in p.get("budget", pd.Series(dtype=float)).dropna()))
     note = (f"plans trained for {', '.join(map(str, budgets)) or '?'} passes against narrow networks trained from "
             f"scratch for {', '.join(map(str, sorted(set(round(b, 2) for b in table.curve_budget.dropna())))) or '?'} "
-            f"passes, on {'validation' if split == 'val' else 'test'} (controls measured on {machine()['id']})")
+            f"passes, on {'validation' if split == 'val' else 'test'} (controls {origin(controls, machine()['id'])})")
     return table[cols], note
 
 

@@ -98,7 +98,7 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
     and one line per dataset: the verdict against the curve and the tool's answer (a faster narrow network that
     meets the same bar on validation, named, or none). Without controls on this machine: (None, one sentence)."""
     from helpers.core import paths
-    from helpers.experiments.controls import load_controls, load_predictions
+    from helpers.experiments.controls import load_controls, predictions_for
     from helpers.analysis.curve import answer
     from helpers.datasets.data import load_dataset
     from helpers.core.identity import machine
@@ -114,8 +114,11 @@ def controls_report(summary: pd.DataFrame, model: str, threshold_points: float, 
             test_ds = load_dataset(r.dataset, "test").subset(test_images)
             plan_correct[r.artifact] = (evaluate_tflite(paths.resolve(r.artifact), test_ds)["predictions"]
                                         == test_ds.targets.numpy())
-    table = against_controls(summary, controls, model, threshold_points, load_predictions(profile), plan_correct)
-    lines = []
+    from helpers.experiments.portable import origin
+
+    table = against_controls(summary, controls, model, threshold_points, predictions_for(profile, controls),
+                             plan_correct)
+    lines = [f"the controls: narrow networks trained from scratch, {origin(controls, machine_id)}"]
     for r in summary.itertuples():
         c = controls[(controls.dataset == r.dataset) & (controls.kind == "budget_matched")]
         val_n = int(c.val_n.iloc[0]) if len(c) else 1

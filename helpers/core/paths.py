@@ -66,3 +66,9 @@ def results_dir(profile: str, machine_id: str) -> Path:
     if profile.startswith("smoke/"):
         return RUNS / profile / machine_id
     return RESULTS / profile / machine_id
+
+
+def retime_dir(machine_id: str) -> Path:
+    """``results/retime/<machine>/``: the latencies this machine re-timed for committed networks (``retime``) and its
+    portability checks of other machines' accuracy (``controls --stage portable``)."""
+    return RESULTS / "retime" / machine_id

@@ -7,5 +7,5 @@ packages below it. Import a module from here (``from helpers.experiments import 
 underscore stay inside the package.
 """
 
-__all__ = ['controls', 'experiment', 'fit', 'replay', 'retime', 'scratch_b', 'search_space', 'selection', 'study', 'study_analysis',
+__all__ = ['controls', 'experiment', 'fit', 'portable', 'replay', 'retime', 'scratch_b', 'search_space', 'selection', 'study', 'study_analysis',
            'study_config', 'table', 'table_config']

@@ -235,16 +235,21 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
     return path if path.exists() else None
 
 
-def predictions_path(profile: str) -> Path:
-    """Where the per-image test correctness of the controls (and Scratch-B rows) lives beside controls.csv."""
+def predictions_path(profile: str, machine_id: str | None = None) -> Path:
+    """Where the per-image test correctness of the controls (and Scratch-B rows) lives beside controls.csv (this
+    machine's, or ``machine_id``'s)."""
+    from helpers.core import paths
     from helpers.records.provenance import record_path
 
+    if machine_id:
+        return paths.results_dir(profile, machine_id) / "controls_predictions.npz"
     return record_path(profile).parent / "controls_predictions.npz"
 
 
-def load_predictions(profile: str) -> dict:
-    """{row key: per-image test correctness (booleans)} of this machine's controls; {} when none were measured."""
-    path = predictions_path(profile)
+def load_predictions(profile: str, machine_id: str | None = None) -> dict:
+    """{row key: per-image test correctness (booleans)} of this machine's controls (or ``machine_id``'s: pass a
+    ported table's ``accuracy_machine``); {} when none were measured."""
+    path = predictions_path(profile, machine_id)
     if not path.exists():
         return {}
     with np.load(path) as z:
@@ -265,10 +270,20 @@ def save_predictions(profile: str, preds: dict) -> None:
 
 
 def load_controls(profile: str) -> pd.DataFrame | None:
-    """This machine's controls table of ``profile`` (None when ``make controls`` has not run here)."""
+    """This machine's controls table of ``profile``; else another machine's controls re-timed here whose accuracy a
+    control retrained here showed portable (``portable.ported_controls``: its rows name both machines); None when
+    neither exists."""
+    from helpers.experiments.portable import ported_controls
     from helpers.records.figures import load_table
 
-    return load_table("controls", profile)
+    table = load_table("controls", profile)
+    return table if table is not None else ported_controls(profile)
+
+
+def predictions_for(profile: str, controls: pd.DataFrame | None) -> dict:
+    """The per-image test correctness that goes with a table of :func:`load_controls` (the trained machine's)."""
+    ported = controls is not None and "accuracy_machine" in controls and len(controls)
+    return load_predictions(profile, controls.accuracy_machine.iloc[0] if ported else None)
 
 
 def convergence(profile: str) -> tuple[pd.DataFrame | None, list[str]]:
@@ -305,3 +320,88 @@ def convergence_lines(table: pd.DataFrame) -> list[str]:
         lines.append(f"{model} {ds}: int8 test {'; '.join(steps)}; gains {', '.join(f'{x:+.2f}' for x in gains)} "
                      f"points (noise +/- {noise:.2f}): {state}")
     return lines
+
+
+def _planned_row(profile: str, key: str) -> tuple[str, str, dict, object]:
+    """(architecture, dataset, planned row, baseline spec) of the control whose key on this machine is ``key``;
+    ValueError when this machine would train no control under that key (another recipe or precision)."""
+    from helpers.datasets.data import load_dataset
+    from helpers.networks.baselines import BaselineSpec
+    from helpers.networks.models import build_model, stage_channels
+    from helpers.networks.params import load_profile
+
+    params = load_profile(profile)
+    spec = ControlsSpec.parse(params.get("controls"))
+    bspec = BaselineSpec.parse((params.get("common") or {}).get("baseline_spec"))
+    keys = []
+    for arch in spec.architectures:
+        for ds in spec.datasets:
+            train = load_dataset(ds, "train")
+            base = stage_channels(build_model(arch, train.num_classes, train.in_channels, bspec.widths[arch]))
+            for row in planned(spec, bspec, params, profile, arch, ds, len(train), base):
+                k = control_key(arch, ds, row, bspec)
+                if k == key:
+                    return arch, ds, row, bspec
+                keys.append(k)
+    raise ValueError(f"this machine would train no control under the key {key} (its keys here: {', '.join(keys)}): "
+                     "the recipe or the training precision differs, so the accuracy is not shown portable")
+
+
+def check_portable(profile: str = "default", key: str | None = None, progress: bool = True, log=print) -> dict:
+    """Retrain one re-timed control of another machine here and compare its counts (``helpers.experiments.portable``
+    says why and how reports use the result); ``key`` picks the control (default: the uniform width that trained fastest there). Writes and returns the check.
+    Raises ValueError in one sentence, before any training, when there is nothing to check."""
+    import json
+    import time
+
+    from helpers.core.identity import machine
+    from helpers.core import paths
+    from helpers.core.io import atomic_path
+    from helpers.datasets.data import load_dataset
+    from helpers.deploy.artifacts import plain_int8
+    from helpers.deploy.runtime import evaluate_tflite
+    from helpers.experiments.portable import check_path, source_of
+    from helpers.networks.params import load_profile
+    from helpers.records.provenance import command_record
+
+    here = machine()["id"]
+    if (paths.results_dir(profile, here) / "controls.csv").exists():
+        raise ValueError(f"the controls of profile {profile!r} are measured on this machine ({here}) already: their "
+                         "accuracy needs no carrying over")
+    source = source_of(profile, here)
+    there = pd.read_csv(paths.resolve(source))
+    if key is None:
+        uniform = there[there.kind == "uniform"]
+        if not len(uniform):
+            raise ValueError(f"{source} has no uniform-width control to retrain; name one with --key")
+        key = uniform.sort_values("train_s").key.iloc[0]
+    if key not in set(there.key):
+        raise ValueError(f"{key!r} is no control of {source}; pick one of: {', '.join(there.key)}")
+    row = there.set_index("key").loc[key]
+    arch, ds, plan_row, bspec = _planned_row(profile, key)
+    predictions = load_predictions(profile, Path(source).parent.name)
+    common = load_profile(profile).get("common") or {}
+    t0 = time.perf_counter()
+    log(f"retraining {key} here ({here}) to compare with {source}")
+    model, rec = train_control(arch, ds, plan_row, bspec, progress)
+    artifact = plain_int8(model, rec)
+    val_ds = load_dataset(ds, "val").subset(common.get("val_images"))
+    test_ds = load_dataset(ds, "test").subset(common.get("test_images"))
+    val, test = evaluate_tflite(artifact, val_ds), evaluate_tflite(artifact, test_ds)
+    correct = test["predictions"] == test_ds.targets.numpy()
+    mine = {"val_correct": int(round(val["accuracy"] * val["n"])), "val_n": int(val["n"]),
+            "test_correct": int(correct.sum()), "test_n": int(test["n"])}
+    theirs = {"val_correct": int(row.int8_val_correct), "val_n": int(row.val_n),
+              "test_correct": int(row.int8_test_correct), "test_n": int(row.test_n)}
+    agree = int((correct == predictions[key]).sum()) if key in predictions and len(predictions[key]) == len(correct) \
+        else None
+    check = {"profile": profile, "source": source, "key": key, "kind": row.kind, "channels": row.channels,
+             "budget": float(row.budget), "here": mine, "there": theirs, "test_images_agree": agree,
+             "portable": mine == theirs, "machine": here, "accuracy_machine": Path(source).parent.name,
+             "train_s": rec["metrics"].get("train_seconds"), "seconds": round(time.perf_counter() - t0, 1),
+             "run_record": command_record("retime", check_path(profile).parent)["id"]}
+    path = check_path(profile)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_text(json.dumps(check, indent=1) + "\n")
+    return check

@@ -72,7 +72,7 @@ def out_dir(machine_id: str | None = None) -> Path:
     """``results/retime/<machine>/``, this machine's by default."""
     from helpers.core.identity import machine
 
-    return paths.RESULTS / "retime" / (machine_id or machine()["id"])
+    return paths.retime_dir(machine_id or machine()["id"])
 
 
 def committed_networks(scope: str, networks: str = "answer", root: Path | None = None) -> list[Network]:

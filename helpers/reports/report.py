@@ -32,6 +32,13 @@ def build_answer(root: Path | None = None) -> str:
     return "\n".join(answer_markdown(root)).rstrip() + "\n"
 
 
+def build_lead(summary=None, control_lines: list[str] | None = None) -> str:
+    """08's lead (markdown): the answer with this machine's latencies, before the chapter's own one-seed plan."""
+    from helpers.analysis.answer import machine_answer
+
+    return "\n".join(machine_answer(summary, control_lines)) + "\n"
+
+
 def machines(profile: str, root: Path | None = None) -> list[Path]:
     """Result folders of ``profile``, one per machine that has a run record, oldest record first."""
     base = root / profile if root else paths.results_dir(profile, "_").parent
