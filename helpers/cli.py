@@ -79,7 +79,8 @@ def _cmd_controls(args) -> int:
     from helpers.core.identity import machine
 
     if args.stage == "portable":
-        from helpers.experiments.portable import check_portable, check_sentence
+        from helpers.experiments.controls import check_portable
+        from helpers.experiments.portable import check_sentence
 
         check = check_portable(args.profile, args.key, progress=not args.quiet)  # nothing to check: one sentence
         print(check_sentence(check))
@@ -141,6 +142,11 @@ def _cmd_replay(args) -> int:
         from helpers.reports.table_report import run_live_check
 
         print("\n".join(run_live_check(cfg, progress=not args.json)))
+        return 0
+    if args.redraw:
+        from helpers.reports.table_report import run_redraws
+
+        print("\n".join(run_redraws(cfg, args.machine, args.redraw)))
         return 0
     lines = run_replays(cfg, args.machine, args.seeds, args.optimisers, as_json=args.json)
     print("\n".join(lines))
@@ -535,6 +541,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=positive, help="replays per optimiser (default: the config's)")
     p.add_argument("--optimisers", nargs="+", help="optimisers to replay (default: the config's)")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--redraw", type=positive, metavar="DRAWS",
+                   help="instead: the registered comparisons with every validation count redrawn DRAWS times (e.g. "
+                        "200) with the measured training-seed spread, the committed replays' paths held fixed "
+                        "(descriptive): <dataset>-redraw.csv")
     p.add_argument("--live", action="store_true", help="instead: GP and random search, seeds 0 and 1, run live on the "
                                                       "config's first dataset (each network built and timed now) "
                                                       "and compared with their replays on this machine's table")

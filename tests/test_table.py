@@ -308,3 +308,32 @@ def test_the_findings_give_the_seed_noise_and_the_answer_against_the_uniform_wid
     there = "\n".join(table_section(other.folder))
     assert "the findings of these rows are in the section of `m-2c-000000`" in there
     assert "training seed 1" not in there and "training seed 1" in "\n".join(table_section(layout.folder))
+
+
+def test_the_committed_verdicts_come_back_when_nothing_is_redrawn():
+    """The redraw re-scores the committed replays' paths: with no spread it must give every registered verdict at the
+    primary budget in every draw (the re-scoring is the registered computation); with the measured spread the tallies
+    add up to the draws."""
+    from helpers.analysis.table_analysis import redraw_verdicts, seed_noise, table_bar
+    from helpers.experiments.table_config import TableConfig
+    from helpers.search.store import TableLayout
+
+    layout = next(x for x in TableLayout.committed(paths.RESULTS / "study") if x.replay("glyphs").exists())
+    cfg = TableConfig(**json.loads(layout.meta.read_text())["config"])
+    ref = json.loads(layout.reference("glyphs").read_text())
+    bar = table_bar(cfg, ref)
+    exact = redraw_verdicts(cfg, layout.folder, "glyphs", bar, 0.0, ref["int8_latency_ms"], draws=3)
+    assert len(exact) == 3 and (exact.same == exact.draws).all() and (exact.draws == 3).all(), exact
+    sd = seed_noise(layout.folder, "glyphs", bar)["run_sd_correct"]
+    noisy = redraw_verdicts(cfg, layout.folder, "glyphs", bar, sd, ref["int8_latency_ms"], draws=20)
+    for r in noisy.itertuples():
+        assert sum(int(part.rsplit(" ", 1)[1]) for part in r.tally.split("; ")) == r.draws == 20
+
+
+def test_a_redraw_without_a_table_there_is_one_sentence(capsys):
+    from helpers.cli import main
+
+    assert main(["replay", "params/tables/o8-table.yaml", "--redraw", "5", "--machine", "no-such-machine"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "no-such-machine" in err and err.count("\n") == 0, err
+    assert not (paths.RESULTS / "study" / "o8-table" / "no-such-machine").exists()

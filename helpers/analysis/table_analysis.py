@@ -80,9 +80,11 @@ def regret_at(runs: pd.DataFrame, budget: int, reference_ms: float, best_ms: flo
 
 
 def compare(a: np.ndarray, b: np.ndarray, one_sided: bool, level: float, margin: float, alpha: float,
-            resamples: int = 10_000, seed: int = 0) -> dict:
+            resamples: int = 10_000, seed: int = 0, interval: bool = True) -> dict:
     """Paired comparison of two optimisers' regrets over seeds: Wilcoxon signed-rank of log(a) - log(b) (one-sided:
-    a lower), the median ratio a/b with its bootstrap interval, and the verdict with practical equivalence."""
+    a lower), the median ratio a/b with its bootstrap interval, and the verdict with practical equivalence.
+    ``interval=False`` skips the bootstrap when the test is significant (the verdict does not use it; lo and hi are
+    then NaN)."""
     from scipy.stats import rankdata, wilcoxon
 
     d = np.log(a) - np.log(b)
@@ -91,9 +93,12 @@ def compare(a: np.ndarray, b: np.ndarray, one_sided: bool, level: float, margin:
     else:
         res = wilcoxon(d, alternative="less" if one_sided else "two-sided")
         p, stat = float(res.pvalue), float(res.statistic)
-    rng = np.random.default_rng(seed)
-    boots = np.median(rng.choice(d, (resamples, len(d)), replace=True), axis=1)
-    lo, hi = np.exp(np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2]))
+    if interval or p >= alpha:
+        rng = np.random.default_rng(seed)
+        boots = np.median(rng.choice(d, (resamples, len(d)), replace=True), axis=1)
+        lo, hi = np.exp(np.quantile(boots, [(1 - level) / 2, 1 - (1 - level) / 2]))
+    else:
+        lo = hi = float("nan")
     ratio = float(np.exp(np.median(d)))
     equivalent = 1 - margin <= lo and hi <= 1 + margin
     nonzero = d[d != 0]
@@ -307,6 +312,60 @@ def redraw_answer(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction, r
     lo, mid, hi = np.quantile(ratios, [0.05, 0.5, 0.95]) if n else (np.nan,) * 3
     return {"draws": draws, "valid": n, "holds": int(holds), "same_pruned": int(same), "run_sd": float(run_sd),
             "median_ratio": float(mid), "lo": float(lo), "hi": float(hi)}
+
+
+def redraw_verdicts(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction, run_sd: float, int8_ms: float,
+                    budget: int = 20, draws: int = 200, seed: int = 0, resamples: int = 10_000) -> pd.DataFrame:
+    """The registered comparisons at the primary budget when every network's validation count is redrawn with one
+    training run's measured spread (normal, ``run_sd`` images; the bar stays the budget-matched network's count).
+
+    Descriptive, and with one simplification stated wherever it is reported: each optimiser's *trajectory* (the
+    networks it met in the committed replay, ``<dataset>-replay.csv``) is held fixed and only re-scored: a redraw
+    changes which of the met networks clear the bar, hence each search's chosen network and the best network of the
+    space, hence every regret. An optimiser told other counts might have proposed other networks; replaying every
+    optimiser's seeds for each redraw (about half an hour per redraw here) is what would model that. One row per
+    comparison: how many redraws give each verdict, and how many give the registered one."""
+    from collections import Counter
+
+    layout = TableLayout(folder)
+    runs = pd.read_csv(layout.replay(dataset))
+    runs = runs[runs.trial < budget]
+    df = table_frame(folder, dataset)
+    inherit = df[(df.kind == "inherit") & df.latency_ms.notna()].reset_index(drop=True)
+    index = {n: i for i, n in enumerate(inherit.network)}
+    lat = inherit.latency_ms.to_numpy(float)
+    need = float(bar * int(inherit.val_n.iloc[0]))
+    paths_ = {k: np.array([index[n] for n in g.network if n in index])
+              for k, g in runs.groupby(["optimiser", "seed"])}
+    registered = pd.read_csv(layout.verdicts(dataset))
+    registered = registered[registered.budget == budget].set_index(["first", "second"]).verdict
+    rng = np.random.default_rng(seed)
+    tallies = {c: Counter() for c in registered.index}
+    a = cfg.analysis
+    for _ in range(draws):
+        ok = inherit.val_correct.to_numpy(float) + rng.normal(0.0, run_sd, len(inherit)) >= need
+        if not ok.any():
+            continue
+        best = lat[ok].min()
+        regret = {}
+        for (opt, s), met in paths_.items():
+            cleared = met[ok[met]] if len(met) else met
+            regret.setdefault(opt, {})[s] = (lat[cleared].min() if len(cleared) else int8_ms) / best
+        for first, second in registered.index:
+            if first in regret and second in regret:
+                seeds = sorted(regret[first])
+                x = np.array([regret[first][k] for k in seeds])
+                y = np.array([regret[second][k] for k in seeds])
+                v = compare(x, y, second == "random", a["interval"], a["equivalence_margin"], a["alpha"], resamples,
+                            interval=False)
+                tallies[(first, second)][v["verdict"].split(" (")[0]] += 1
+    rows = []
+    for (first, second), t in tallies.items():
+        reg = registered[(first, second)].split(" (")[0]
+        rows.append({"dataset": dataset, "budget": budget, "first": first, "second": second, "registered": reg,
+                     "draws": sum(t.values()), "same": t.get(reg, 0), "first_better": t.get("first better", 0),
+                     "tally": "; ".join(f"{k} {n}" for k, n in t.most_common()), "run_sd": float(run_sd)})
+    return pd.DataFrame(rows)
 
 
 def live_check(cfg: TableConfig, folder: Path, dataset: str, optimisers=("gp", "random"), seeds=(0, 1),

@@ -26,7 +26,9 @@ class BookError(ValueError):
 
 def book_machine(profile: str, machine: str | None = None) -> str:
     """The machine whose chapters make the book: ``machine`` if given, else this machine when it has chapters,
-    else the one machine that has them, else the one with the newest run record. Raises BookError when none has."""
+    else the machine of record (``answer.MACHINE_OF_RECORD``) when it has them, else the one with the newest run
+    record. Raises BookError when none has."""
+    from helpers.analysis.answer import MACHINE_OF_RECORD
     from helpers.core.identity import machine as this_machine
 
     have = sorted(p.parent.name for p in paths.results_dir(profile, "_").parent.glob("*/chapters") if any(p.glob("*.ipynb")))
@@ -41,6 +43,8 @@ def book_machine(profile: str, machine: str | None = None) -> str:
     here = this_machine()["id"]
     if here in have:
         return here
+    if MACHINE_OF_RECORD in have:
+        return MACHINE_OF_RECORD
     return max(have, key=lambda m: _record(paths.results_dir(profile, m)).get("created", ""))
 
 

@@ -362,6 +362,10 @@ class TableLayout(_ResultsFolder):
         """The pre-registered comparisons of the replays on a dataset's table."""
         return self.folder / f"{dataset}-verdicts.csv"
 
+    def redraws(self, dataset: str) -> Path:
+        """The registered comparisons with the validation counts redrawn (``replay --redraw``; descriptive)."""
+        return self.folder / f"{dataset}-redraw.csv"
+
     def live_store(self, dataset: str) -> Path:
         """The networks that live (not replayed) searches on the table's space measured, each once."""
         return self.folder / f"{dataset}-live.jsonl"
