@@ -3,10 +3,10 @@
 Accuracy is a property of a network's trained weights, latency of its graph and the machine (``retime``). A
 machine that has re-timed another machine's controls (``python -m helpers retime --scope controls``) may use their
 accuracy only where it is shown to be portable: ``python -m helpers controls --stage portable``
-(``controls.check_portable``) retrains one
-control here with the same recipe (the same checkpoint key, so the same code, data, seed and training precision),
-exports it with the canonical int8 recipe and compares its validation and test counts, and its per-image test
-correctness, with the row and predictions committed by the machine that trained it. The check is written to
+(``controls.check_portable``) retrains one control here with the same recipe (the same checkpoint key, so the same
+code, data, seed and training precision), exports it with the canonical int8 recipe and compares its validation and
+test counts, and its per-image test correctness, with the row and predictions committed by the machine that trained
+it. The check is written to
 ``results/retime/<machine>/portable-<profile>.json``.
 
 :func:`ported_controls` then joins the two: the trained machine's rows (accuracy, counts, per-image correctness)
@@ -23,9 +23,6 @@ from pathlib import Path
 import pandas as pd
 
 from helpers.core import paths
-
-LATENCY_COLUMNS = ("speedup_vs_int8", "speedup_iqr", "ratio_to_int8", "noisy")
-
 
 def check_path(profile: str, machine_id: str | None = None) -> Path:
     """``results/retime/<machine>/portable-<profile>.json``: this machine's portability check of ``profile``."""
