@@ -204,8 +204,8 @@ def _table_rows(base: Path) -> list[list]:
             ref = json.loads(layout.reference(ds).read_text())
             bar = table_bar(cfg, ref)
             noise = seed_noise(layout.folder, ds, bar)
-            again = (pd.read_csv(layout.redraws(ds)).query(f"budget == {PRIMARY_BUDGET}").set_index(["first", "second"])
-                     if layout.redraws(ds).exists() else None)
+            again = (pd.read_csv(layout.redraws(ds)).query(f"budget == {PRIMARY_BUDGET}")
+                     .set_index(["first", "second"]) if layout.redraws(ds).exists() else None)
             for r in v[v.budget == PRIMARY_BUDGET].itertuples():
                 out.append([f"table {r.first} vs {r.second}", ds, short_verdict(r.verdict),
                             f"{r.median_ratio:.3f} [{r.lo:.3f}, {r.hi:.3f}], {r.seeds} seeds, p {r.p:.2g}", machine,
@@ -288,10 +288,11 @@ def answer_markdown(root: Path | None = None, width: int = 120) -> list[str]:
 
 def machine_answer(summary: pd.DataFrame | None = None, control_lines: list[str] | None = None,
                    machine_id: str | None = None, root: Path | None = None) -> list[str]:
-    """08's lead: the answer with ``machine_id``'s latencies (this machine's by default), before the chapter's own one-seed plan. The table's
-    answer (its own rows where it was timed on ``machine_id``, else the networks re-timed there), inherit vs retrain,
-    the chapter's plans against the controls (``control_lines`` of ``final_report.controls_report``), the plans
-    against 08's targets (``summary``), GP against random search, and the word on the hypothesis."""
+    """08's lead: the answer with ``machine_id``'s latencies (this machine's by default), before the chapter's own
+    one-seed plan. The table's answer (its own rows where it was timed on ``machine_id``, else the networks re-timed
+    there), inherit vs retrain, the chapter's plans against the controls (``control_lines`` of
+    ``final_report.controls_report``), the plans against 08's targets (``summary``), GP against random search, and
+    the word on the hypothesis."""
     from helpers.core.identity import machine
 
     machine_id = machine_id or machine()["id"]
@@ -308,8 +309,8 @@ def machine_answer(summary: pd.DataFrame | None = None, control_lines: list[str]
         again = retimed_comparison(root)
         again = again[again.machine == machine_id] if len(again) else again
         if len(again):
-            lines.append("- **Compression against narrow networks trained from scratch** (the table's networks re-timed "
-                         "here, both clearing the same bar): " + "; ".join(
+            lines.append("- **Compression against narrow networks trained from scratch** (the table's networks "
+                         "re-timed here, both clearing the same bar): " + "; ".join(
                              f"{r.dataset}: scratch `{r.scratch}` {r.ratio:.2f}x faster than pruned `{r.pruned}` "
                              f"({r.scratch_ms:.4f} vs {r.pruned_ms:.4f} ms)" for r in again.itertuples()) + ".")
         else:
@@ -334,7 +335,7 @@ def machine_answer(summary: pd.DataFrame | None = None, control_lines: list[str]
                        f"{r.speedup_vs_fp32:.2f}x over fp32)")
         lines.append(f"- **This chapter's one-seed GP plan against 08's targets** ({TARGETS}): " + "; ".join(met)
                      + ". The targets compare the plan with plain int8, not with the narrower networks above.")
-    opt = rows[rows.claim.isin(["table gp vs random"]) | rows.claim.str.endswith("gp vs random")]
+    opt = rows[rows.claim.str.endswith("gp vs random")]
     if len(opt):
         lines.append("- **GP against random search** (registered verdicts; the machine whose latencies each uses): "
                      + "; ".join(f"{r.claim} {r.dataset}: {r.finding} ({r.number}; {short_machine(r.machine)})"

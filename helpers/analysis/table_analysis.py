@@ -323,7 +323,7 @@ def redraw_verdicts(cfg: TableConfig, folder: Path, dataset: str, bar: Fraction,
     networks it met in the committed replay, ``<dataset>-replay.csv``) is held fixed and only re-scored: a redraw
     changes which of the met networks clear the bar, hence each search's chosen network and the best network of the
     space, hence every regret. An optimiser told other counts might have proposed other networks; replaying every
-    optimiser's seeds for each redraw (about half an hour per redraw here) is what would model that. One row per
+    optimiser's seeds for each redraw (minutes per redraw here) is what would model that. One row per
     comparison: how many redraws give each verdict, and how many give the registered one."""
     from collections import Counter
 

@@ -172,24 +172,17 @@ def measure(model, artifact: Path, reference: Path, val_ds, test_ds, threads: in
             "fp32_test_accuracy": evaluate(model, test_ds)["accuracy"]}, correct
 
 
-def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = False) -> Path:
-    """Train and measure every control of the profile's ``controls`` section on this machine; returns the table's path.
-
-    Rows already in this machine's controls.csv (same checkpoint) are kept, not measured again, unless ``fresh``.
-    The whole spec is checked (one sentence, nothing written) before the first network trains.
-    """
-    from helpers.core import paths
-    from helpers.deploy.artifacts import plain_int8
-    from helpers.networks.baselines import BaselineSpec
+def planned_work(profile: str) -> tuple:
+    """(baseline spec, [(architecture, dataset, planned rows)]) of the profile's ``controls`` section; every bad field
+    is one sentence (ValueError) before anything trains."""
     from helpers.datasets.data import load_dataset
-    from helpers.records.figures import load_table, save_table
+    from helpers.networks.baselines import BaselineSpec
     from helpers.networks.models import build_model, stage_channels
     from helpers.networks.params import load_profile
 
     params = load_profile(profile)
     spec = ControlsSpec.parse(params.get("controls"))
-    common = params.get("common") or {}
-    bspec = BaselineSpec.parse(common.get("baseline_spec"))
+    bspec = BaselineSpec.parse((params.get("common") or {}).get("baseline_spec"))
     work = []
     for arch in spec.architectures:
         for ds in spec.datasets:
@@ -198,8 +191,25 @@ def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = F
                     raise ValueError(f"baseline_spec.{what} has no entry for {key!r}; the controls need one")
             train = load_dataset(ds, "train")
             base = stage_channels(build_model(arch, train.num_classes, train.in_channels, bspec.widths[arch]))
-            split = len(train)
-            work.append((arch, ds, planned(spec, bspec, params, profile, arch, ds, split, base)))  # every check before training
+            work.append((arch, ds, planned(spec, bspec, params, profile, arch, ds, len(train), base)))
+    return bspec, work
+
+
+def run_controls(profile: str, progress: bool = True, log=print, fresh: bool = False) -> Path:
+    """Train and measure every control of the profile's ``controls`` section on this machine; returns the table's path.
+
+    Rows already in this machine's controls.csv (same checkpoint) are kept, not measured again, unless ``fresh``.
+    The whole spec is checked (one sentence, nothing written) before the first network trains.
+    """
+    from helpers.core import paths
+    from helpers.deploy.artifacts import plain_int8
+    from helpers.datasets.data import load_dataset
+    from helpers.records.figures import load_table, save_table
+    from helpers.networks.models import stage_channels
+    from helpers.networks.params import load_profile
+
+    common = load_profile(profile).get("common") or {}
+    bspec, work = planned_work(profile)  # every check before training
     old = None if fresh else load_table("controls", profile)
     rows = [] if old is None else old.drop(columns=["run_record"]).to_dict("records")
     preds = dict(load_predictions(profile)) if not fresh else {}
@@ -325,38 +335,28 @@ def convergence_lines(table: pd.DataFrame) -> list[str]:
 def _planned_row(profile: str, key: str) -> tuple[str, str, dict, object]:
     """(architecture, dataset, planned row, baseline spec) of the control whose key on this machine is ``key``;
     ValueError when this machine would train no control under that key (another recipe or precision)."""
-    from helpers.datasets.data import load_dataset
-    from helpers.networks.baselines import BaselineSpec
-    from helpers.networks.models import build_model, stage_channels
-    from helpers.networks.params import load_profile
-
-    params = load_profile(profile)
-    spec = ControlsSpec.parse(params.get("controls"))
-    bspec = BaselineSpec.parse((params.get("common") or {}).get("baseline_spec"))
+    bspec, work = planned_work(profile)
     keys = []
-    for arch in spec.architectures:
-        for ds in spec.datasets:
-            train = load_dataset(ds, "train")
-            base = stage_channels(build_model(arch, train.num_classes, train.in_channels, bspec.widths[arch]))
-            for row in planned(spec, bspec, params, profile, arch, ds, len(train), base):
-                k = control_key(arch, ds, row, bspec)
-                if k == key:
-                    return arch, ds, row, bspec
-                keys.append(k)
+    for arch, ds, rows in work:
+        for row in rows:
+            k = control_key(arch, ds, row, bspec)
+            if k == key:
+                return arch, ds, row, bspec
+            keys.append(k)
     raise ValueError(f"this machine would train no control under the key {key} (its keys here: {', '.join(keys)}): "
                      "the recipe or the training precision differs, so the accuracy is not shown portable")
 
 
 def check_portable(profile: str = "default", key: str | None = None, progress: bool = True, log=print) -> dict:
     """Retrain one re-timed control of another machine here and compare its counts (``helpers.experiments.portable``
-    says why and how reports use the result); ``key`` picks the control (default: the uniform width that trained fastest there). Writes and returns the check.
-    Raises ValueError in one sentence, before any training, when there is nothing to check."""
-    import json
+    says why and how reports use the result); ``key`` picks the control (default: the uniform width that trained
+    fastest there). Writes and returns the check. Raises ValueError in one sentence, before any training, when there
+    is nothing to check."""
     import time
 
     from helpers.core.identity import machine
     from helpers.core import paths
-    from helpers.core.io import atomic_path
+    from helpers.core.io import write_json
     from helpers.datasets.data import load_dataset
     from helpers.deploy.artifacts import plain_int8
     from helpers.deploy.runtime import evaluate_tflite
@@ -400,8 +400,6 @@ def check_portable(profile: str = "default", key: str | None = None, progress: b
              "portable": mine == theirs, "machine": here, "accuracy_machine": Path(source).parent.name,
              "train_s": rec["metrics"].get("train_seconds"), "seconds": round(time.perf_counter() - t0, 1),
              "run_record": command_record("retime", check_path(profile).parent)["id"]}
-    path = check_path(profile)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_text(json.dumps(check, indent=1) + "\n")
+    check_path(profile).parent.mkdir(parents=True, exist_ok=True)
+    write_json(check_path(profile), check)
     return check
