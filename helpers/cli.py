@@ -259,8 +259,21 @@ def _cmd_bench(args) -> int:
     from helpers.deploy.inspection import inspect_tflite
     from helpers.deploy.latency import measure_tflite
 
-    inspect_tflite(args.model)  # a malformed file is answered in one sentence before the interpreter reads it
-    res = measure_tflite(args.model, args.threads, repeats=args.repeats)
+    info = inspect_tflite(args.model)  # a malformed file is answered in one sentence before the interpreter reads it
+    model, library = args.model, None
+    if args.delegate == "edgetpu":
+        from helpers.deploy.edgetpu import DELEGATE_LIBRARY, delegate_available, report
+
+        if not delegate_available():
+            raise ValueError(f"--delegate edgetpu: no Edge TPU answers here ({DELEGATE_LIBRARY} does not load with a "
+                             "device); run on a Coral host or leave out --delegate to time the CPU")
+        if not info.compiled_for_edgetpu:
+            model = report(args.model).compiled_model
+            if not model:
+                raise ValueError(f"--delegate edgetpu: {args.model} is not compiled for the Edge TPU and "
+                                 "edgetpu_compiler is not on PATH; compile it first (python -m helpers edgetpu)")
+        library = DELEGATE_LIBRARY
+    res = measure_tflite(model, args.threads, repeats=args.repeats, delegate_library=library)
     _print(res.row() if args.json else {k: v for k, v in res.row().items() if not k.startswith("v_")}, args.json)
     if res.noisy:
         print(f"warning: {res.note}", file=sys.stderr)
@@ -441,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help=".tflite file")
     p.add_argument("--threads", type=positive, default=1, help="interpreter threads (default 1)")
     p.add_argument("--repeats", type=positive, default=25, help="timed blocks (default 25)")
+    p.add_argument("--delegate", choices=["cpu", "edgetpu"], default="cpu",
+                   help="cpu (LiteRT's default delegates here) or edgetpu (the Edge TPU delegate; the model is compiled "
+                        "first where it is not; one sentence and exit 2 without a device)")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_bench)
 

@@ -150,3 +150,6 @@ def test_cli_inspect_bench_edgetpu_json(exported):
     out = json.loads(subprocess.run([sys.executable, "-m", "helpers", "edgetpu", model, "--json"],
                                     capture_output=True, text=True, check=True).stdout)
     assert out["first_cpu_op"] is None and out["parameter_bytes"] > 0 and out["source"] == "offline"
+    tpu = subprocess.run([sys.executable, "-m", "helpers", "bench", model, "--delegate", "edgetpu"], capture_output=True,
+                         text=True)  # no Edge TPU here: one sentence, exit 2
+    assert tpu.returncode == 2 and "--delegate edgetpu: no Edge TPU answers here" in tpu.stderr, tpu.stderr

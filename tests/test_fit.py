@@ -187,3 +187,38 @@ def test_a_fit_of_a_torchvision_resnet18_with_its_weights(user, tmp_path):
     assert "stem_stride" not in fit["screened"][0]["values"]
     assert fit["chosen"] is not None  # a bar of 100 points: every candidate clears it, the fastest is chosen
     assert fit["chosen"]["latency_ms"] == min(r["latency_ms"] for r in fit["full"] if r["status"] == "ok")
+
+
+def _bench(chosen_ms=0.05, chosen_test=900, uniform=((0.10, 905, True), (0.08, 880, True), (0.07, 850, False))):
+    controls = [{"status": "ok", "feasible": f, "latency_ms": ms, "test_correct": t, "test_n": 1000,
+                 "label": f"uniform {i}"} for i, (ms, t, f) in enumerate(uniform)]
+    return {"case": "resnet18-glyphs", "machine": "m-1", "given_int8_ms": 0.2, "given_test": {"correct": 910, "n": 1000},
+            "controls": controls, "table_scratch": {"network": "16-16-24-32", "feasible": True, "latency_ms": 0.06,
+                                                    "test_correct": 901, "test_n": 1000},
+            "chosen": {"latency_ms": chosen_ms, "test_correct": chosen_test, "test_n": 1000}}
+
+
+def test_the_benchmark_judges_fit_against_the_fastest_control_that_clears_and_only_at_equal_test_accuracy():
+    from helpers.analysis.fit_bench import comparisons
+
+    c = {r["key"]: r for r in comparisons(_bench())}
+    # the fastest feasible uniform width is 0.08 ms (0.07 misses the bar): 1.6x, and 900 >= 880 correct
+    assert c["uniform"]["ratio"] == pytest.approx(1.6) and c["uniform"]["met"]
+    # the table's network is 1.2x slower but scores 901 > 900 on test: judged as a miss whatever the ratio
+    assert c["table"]["ratio"] == pytest.approx(1.2) and not c["table"]["equal_or_better"] and not c["table"]["met"]
+    assert c["int8"]["ratio"] == pytest.approx(4.0) and not c["int8"]["met"]  # 900 < the given network's 910
+    assert all(not r["met"] and r["ratio"] is None for r in comparisons({**_bench(), "chosen": None}))
+    none_clear = comparisons(_bench(chosen_test=920, uniform=((0.1, 950, False),)))  # none narrower clears: the
+    assert none_clear[0]["other"]["latency_ms"] == 0.2 and none_clear[0]["met"]  # given network is the width that does
+
+
+def test_the_answer_carries_fit_rows_from_committed_benchmarks(tmp_path):
+    from helpers.analysis.answer import FIT_CLAIMS, claims
+    from helpers.core.io import write_json
+
+    write_json(tmp_path / "fit" / "m-1" / "resnet18-glyphs" / "bench.json", _bench(chosen_test=960))
+    rows = claims(tmp_path).values.tolist()
+    assert [r[0] for r in rows] == list(FIT_CLAIMS.values())
+    assert rows[0][1:3] == ["glyphs", "1.60x faster"] and rows[0][4:] == ["m-1", True]
+    assert rows[0][3] == "0.050/0.080 ms; 960/880 of 1,000"
+    assert rows[1][2] == "1.20x faster" and rows[1][5] is True  # 1.2x meets the 1.2x target at 960 >= 901

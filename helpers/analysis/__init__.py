@@ -7,4 +7,4 @@ packages below it. Import a module from here (``from helpers.analysis import cur
 underscore stay inside the package.
 """
 
-__all__ = ['answer', 'curve', 'final_report', 'findings', 'plan_rows', 'table_analysis', 'verdicts']
+__all__ = ['answer', 'curve', 'final_report', 'findings', 'fit_bench', 'plan_rows', 'table_analysis', 'verdicts']

@@ -17,6 +17,10 @@ The claims (each row names its machine, since latency belongs to one machine; ac
    (descriptive: "holds" when the pruned network is at least as fast in at least 95% of the redraws).
 5. **Inherit vs retrain** (per dataset): the networks trained both ways, how many score higher on test from scratch
    (holds for compression's inherited weights when they win the majority).
+6. **``fit`` against its controls** (``benchmarks/bench_fit.py``, per case): the chosen network's speed-up over the
+   fastest uniform width from scratch, the table's fastest network from scratch and the given network's plain int8
+   (holds: the registered target met at equal or better test accuracy). Not part of :data:`RULE`, which was fixed
+   before ``fit`` existed.
 
 :data:`RULE` turns the rows into one word; it was written before the first generation and is printed in the README
 and in 08 beside the rows. Nothing here measures anything: a row appears once its table is committed.
@@ -45,12 +49,15 @@ COLUMNS = ["claim", "dataset", "finding", "number", "machine", "holds"]
 #: table, the benchmark that answers the question, and that holds the chain, the controls and the studies' re-timed
 #: chosen plans too. Another machine's figures stand beside it, each named, never mixed into one comparison.
 MACHINE_OF_RECORD = "amd-epyc-2c-d3c3b3"
+#: ``fit``'s benchmark rows, by the comparison (``helpers.analysis.fit_bench.AGAINST``)
+FIT_CLAIMS = {"uniform": "fit vs uniform width", "table": "fit vs table scratch", "int8": "fit vs plain int8"}
 
 
 def claims(root: Path | None = None) -> pd.DataFrame:
     """Every claim's rows (:data:`COLUMNS`), from the committed results under ``root`` (``results/``)."""
     root = Path(root) if root else paths.ROOT / "results"
-    rows = _chain_targets(root / "default") + _first_studies(root / "study") + _table_rows(root / "study")
+    rows = (_chain_targets(root / "default") + _first_studies(root / "study") + _table_rows(root / "study")
+            + _fit_rows(root))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
@@ -238,6 +245,34 @@ def _table_rows(base: Path) -> list[list]:
     return out
 
 
+def _fit_rows(root: Path) -> list[list]:
+    """``fit``'s benchmark (``benchmarks/bench_fit.py``), one row per case and registered target; holds: target met
+    (at equal or better test accuracy)."""
+    from helpers.analysis.fit_bench import comparisons, committed
+
+    out = []
+    for b in committed(root):
+        model, ds = b["case"].split("-", 1)
+        label = ds if model == "resnet18" else f"{ds} ({'MNV2' if model == 'mobilenet_v2' else model})"
+        chosen = b.get("chosen")
+        for c in (c for c in comparisons(b) if c["applicable"]):
+            other = c["other"]
+            if chosen is None:
+                finding, number = "nothing clears the bar", ""
+            elif other is None:
+                finding, number = "no comparator", ""
+            else:
+                r = c["ratio"]
+                finding = f"{r:.2f}x faster" if r >= 1 else f"{1 / r:.2f}x slower"
+                counts = (f"; {chosen['test_correct']:,}/{other['test_correct']:,} of {chosen['test_n']:,}"
+                          if other.get("test_correct") is not None else "")
+                number = f"{chosen['latency_ms']:.3f}/{other['latency_ms']:.3f} ms{counts}"
+                number += "; misses bar" if other.get("feasible") is False else ""
+                number += "; width 1.0" if other.get("label", "").startswith("uniform width 1.0") else ""
+            out.append([FIT_CLAIMS[c["key"]], label, finding, number, b["machine"], bool(c["met"])])
+    return out
+
+
 def short_machine(machine_id: str) -> str:
     """A machine id's last part (its fingerprint's hash), the label the answer's narrow table uses."""
     return machine_id.rsplit("-", 1)[-1]
@@ -280,7 +315,12 @@ def answer_markdown(root: Path | None = None, width: int = 120) -> list[str]:
                          + f". Holds: the hypothesis's side of the claim (targets met, GP better, compression at least as fast, "
                          f"inheriting better); a \"counts redrawn\" row: the claim above it with every validation "
                          "count redrawn with one training run's measured spread (descriptive; the optimisers' searches "
-                         f"keep their paths; holds in at least 95% of the redraws). 08's targets: {TARGETS}. "
+                         f"keep their paths; holds in at least 95% of the redraws); a fit row (`benchmarks/bench_fit.py`; ms "
+                         "and test images correct, fit/other): its registered target (>= 1.5x over the fastest uniform "
+                         "width that clears the bar, width 1.0 being the given network; >= 1.2x over the table's "
+                         "fastest network from scratch, trained here, where it may miss fit's bar; >= 4x over plain "
+                         "int8) met at equal or better test accuracy. "
+                         f"08's targets: {TARGETS}. "
                          "Accuracy: test images correct, with a 95% Wilson interval; "
                          "the studies' and the table's intervals are 90% bootstrap intervals of a median ratio.")
     return lines + [""]
@@ -335,6 +375,13 @@ def machine_answer(summary: pd.DataFrame | None = None, control_lines: list[str]
                        f"{r.speedup_vs_fp32:.2f}x over fp32)")
         lines.append(f"- **This chapter's one-seed GP plan against 08's targets** ({TARGETS}): " + "; ".join(met)
                      + ". The targets compare the plan with plain int8, not with the narrower networks above.")
+    fits = mine[mine.claim.isin(FIT_CLAIMS.values())]
+    if len(fits):
+        lines.append("- **`fit`, the command that searches narrower networks (width, depth, resolution, distillation) "
+                     "and pruned plans of a given network in one space** (`benchmarks/bench_fit.py`, registered "
+                     "targets; ms fit/other and test images correct): " + "; ".join(
+                         f"{r.dataset}, {r.claim}: {r.finding} ({r.number}; {'met' if r.holds else 'missed'})"
+                         for r in fits.itertuples()) + ".")
     opt = rows[rows.claim.str.endswith("gp vs random")]
     if len(opt):
         lines.append("- **GP against random search** (registered verdicts; the machine whose latencies each uses): "

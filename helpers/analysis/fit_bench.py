@@ -48,14 +48,16 @@ def _comparator(bench: dict, key: str) -> dict | None:
 def comparisons(bench: dict) -> list[dict]:
     """One dict per target: what is compared, both latencies and test counts, the ratio, whether the chosen network's
     test count is at least the comparator's, the judged value and the target; ``met`` False when nothing was chosen
-    or there is no comparator that clears the bar (``ratio`` None then)."""
+    or there is no comparator (``ratio`` None then); ``applicable`` False for the table's network in a case whose
+    given network is not the table's ResNet-18 (not judged)."""
     chosen = bench.get("chosen")
     out = []
     for key, what, metric in AGAINST:
         ref = reference("bench_fit", metric)
         other = _comparator(bench, key)
+        applicable = key != "table" or bench["case"].startswith("resnet18")  # the table holds ResNet-18 only
         row = {"key": key, "against": what, "metric": metric, "target": ref["target"], "other": other,
-               "ratio": None, "equal_or_better": None, "judged": 0.0, "met": False}
+               "ratio": None, "equal_or_better": None, "judged": 0.0, "met": False, "applicable": applicable}
         if chosen is not None and other is not None:
             ratio = other["latency_ms"] / chosen["latency_ms"]
             better = other.get("test_correct") is None or chosen["test_correct"] >= other["test_correct"]

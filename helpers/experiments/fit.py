@@ -35,7 +35,8 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-__all__ = ["TARGETS", "ETA", "Fit", "FitConfig", "FitError", "load_network", "check_config", "free_dimensions", "run_fit"]
+__all__ = ["TARGETS", "ETA", "Fit", "FitConfig", "FitError", "load_network", "check_config", "free_dimensions", "resized",
+           "run_fit"]
 
 TARGETS = ("cpu", "edgetpu")
 ETA = 3  # successive halving: a third of the passes to screen, the best third promoted
@@ -204,7 +205,7 @@ def _size(cfg: FitConfig, values: dict) -> int:
         if float(values.get("resolution", 1.0)) < 1 else cfg.input_size
 
 
-def _resized(ds, size: int):
+def resized(ds, size: int):
     """``ds`` at ``size`` pixels square (the candidate's input resolution), resized as the loader resizes."""
     import torch.nn.functional as F
 
@@ -242,7 +243,7 @@ class Fit:
 
         cfg = self.cfg
         size = _size(cfg, values)
-        train_ds, val_ds = _resized(self.train_ds, size), _resized(self.val_ds, size)
+        train_ds, val_ds = resized(self.train_ds, size), resized(self.val_ds, size)
         torch.manual_seed(cfg.seed)
         arch = {k: v for k, v in values.items() if k.startswith("width") or k in ("depth", "stem_stride")}
         if values.get("kind", "scratch") == "prune":
@@ -261,7 +262,7 @@ class Fit:
         tcfg = TrainConfig(epochs=epochs, batch_size=cfg.batch_size, lr=lr, seed=cfg.seed, distill_alpha=alpha,
                            distill_temperature=float(values.get("temperature", 4.0)), precision=resolve_precision(net))
         train(net, train_ds, tcfg, teacher=self.given if alpha > 0 else None, progress=self.progress)
-        net = net.cpu().eval()
+        net, self.given = net.cpu().eval(), self.given.cpu().eval()  # a teacher trained beside on a GPU comes back
         folder = self.out / "candidates"
         folder.mkdir(parents=True, exist_ok=True)
         path = export_tflite(net, folder / f"{tag}.tflite", "int8", [train_ds.images[i:i + 1] for i in range(32)],
@@ -461,7 +462,7 @@ def _finish(fit: Fit, cfg: FitConfig, objective, screened: list, promoted: list,
               "chosen": None}
     if chosen is not None:
         size = chosen["input_size"]
-        test = evaluate_tflite(out / "candidates" / chosen["artifact"], _resized(fit.test_ds, size))
+        test = evaluate_tflite(out / "candidates" / chosen["artifact"], resized(fit.test_ds, size))
         correct = int(round(test["accuracy"] * test["n"]))
         lo, hi = wilson_interval(correct, test["n"])
         shutil.copyfile(out / "candidates" / chosen["artifact"], out / "model.tflite")

@@ -11,6 +11,9 @@ __all__ = ["recommendation", "write_fit_report"]
 
 
 def _arch(values: dict) -> str:
+    if values.get("kind") == "prune":  # the pruner takes the mean width; depth and stem stride stay the given ones
+        widths = [float(values[k]) for k in values if k.startswith("width")]
+        return f"the given architecture, keep {sum(widths) / max(1, len(widths)):.2f} of each prunable group"
     widths = [f"{values[k]:.2f}" for k in sorted(values) if k.startswith("width")]
     parts = [f"widths {'/'.join(widths)}"] if widths else []
     if "depth" in values:
