@@ -74,7 +74,7 @@ def run_case(case: str, budget: int) -> dict:
     folder = paths.RESULTS / "fit" / machine()["id"] / case
     if (folder / "bench.json").exists():
         keep(paths.RUNS / "bench-fit" / case, folder)
-        return mark_feasible(folder / "bench.json", paths.RUNS / "bench-fit" / case)
+        return json.loads((folder / "bench.json").read_text())
     epochs, images = budget_matched(dataset)
     cfg = FitConfig(model=f"helpers.networks.family:{fn}", data=dataset, out=str(paths.RUNS / "bench-fit" / case),
                     bar=BAR, budget=budget, epochs=epochs, train_images=images, seed=0, controls=CONTROLS)
@@ -88,7 +88,8 @@ def run_case(case: str, budget: int) -> dict:
     def scored(values: dict, tag: str) -> dict:
         row = fit.candidate(values, epochs, tag, keep_weights=False)
         test = evaluate_tflite(fit.out / "candidates" / row["artifact"], resized(fit.test_ds, row["input_size"]))
-        return {**row, "test_correct": int(round(test["accuracy"] * test["n"])), "test_n": test["n"]}
+        return {**row, "test_correct": int(round(test["accuracy"] * test["n"])), "test_n": test["n"],
+                "feasible": bool(fit.objective().feasible(row["accuracy"], row["val_n"]))}
 
     extra = {}
     table = table_scratch(dataset) if fn == "small_resnet18" else None
@@ -112,25 +113,7 @@ def run_case(case: str, budget: int) -> dict:
         out["chosen"]["test_interval"] = list(wilson_interval(chosen["test_correct"], chosen["test_n"]))
     write_json(folder / "bench.json", out)
     keep(paths.RUNS / "bench-fit" / case, folder)
-    return mark_feasible(folder / "bench.json", paths.RUNS / "bench-fit" / case)
-
-
-def mark_feasible(bench_json: "Path", run: "Path") -> dict:
-    """The extra networks' ``feasible`` (whether their validation count clears fit's bar, as counts, by the same
-    Objective as fit's candidates), added to bench.json where it is missing (the benchmark's first runs wrote
-    bench.json without it); the run's reference.json holds the bar's base."""
-    from helpers.core.io import write_json
-    from helpers.search.engine import Objective
-
-    b = json.loads(bench_json.read_text())
-    missing = [k for k in ("table_scratch", "no_teacher") if k in b and "feasible" not in b[k]]
-    if missing and (run / "reference.json").exists():
-        ref = json.loads((run / "reference.json").read_text())
-        objective = Objective("constrained", ref["val_accuracy"], BAR, ref["latency_ms"], baseline_n=ref["val_n"])
-        for k in missing:
-            b[k]["feasible"] = bool(objective.feasible(b[k]["accuracy"], b[k]["val_n"]))
-        write_json(bench_json, b)
-    return b
+    return out
 
 
 def keep(run: "Path", folder: "Path") -> None:

@@ -304,6 +304,13 @@ class Fit:
             row["latency_source"] = "cpu here; edgetpu_latency_ms timed on this host's Edge TPU"
         return row
 
+    def objective(self):
+        """The search's objective and bar: ``--bar`` points below the given network's int8 validation count."""
+        from helpers.search.engine import Objective
+
+        ref = self.reference
+        return Objective("constrained", ref["val_accuracy"], self.cfg.bar, ref["latency_ms"], baseline_n=ref["val_n"])
+
     # -- the reference -------------------------------------------------------------------------
     def make_reference(self) -> dict:
         from helpers.core.io import write_json
@@ -364,7 +371,7 @@ def run_fit(cfg: FitConfig, resume: bool = False, progress: bool = False, log=pr
     ``resume`` goes on from the logs and gives the same candidates (latencies within timing noise). ``checked`` is
     ``check_config``'s answer when the caller has it already (the data is then read once)."""
     from helpers.core.io import write_json
-    from helpers.search.engine import Objective, run_search
+    from helpers.search.engine import run_search
     from helpers.search.store import append_log, read_log
 
     net, data = checked or check_config(cfg)
@@ -389,7 +396,7 @@ def run_fit(cfg: FitConfig, resume: bool = False, progress: bool = False, log=pr
     ref = fit.make_reference()
     log(f"given network {cfg.model}: int8 validation {ref['val_correct']} of {ref['val_n']}, "
         f"{ref['latency_ms']:.3f} ms here; bar {cfg.bar} points below it")
-    objective = Objective("constrained", ref["val_accuracy"], cfg.bar, ref["latency_ms"], baseline_n=ref["val_n"])
+    objective = fit.objective()
     free = free_dimensions(fit.given)
     screen_epochs = cfg.epochs / ETA
 
